@@ -1,0 +1,106 @@
+// The non-blocking system call behind each operation, shared by the
+// readiness backends (select, epoll): they call it speculatively first and
+// again whenever the fd is reported ready.
+#include <cerrno>
+
+#include <poll.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+
+#include "backend.hpp"
+
+namespace switchboard::detail {
+namespace {
+
+bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
+
+// Runs `call(done, remaining)` until it moved everything (transfer_all),
+// moved something (otherwise), hit EOF, failed, or would block.
+template <class Call>
+int transfer(operation& op, Call call) {
+  for (;;) {
+    const ssize_t n = call(op.done, op.size - op.done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (would_block(errno)) return -EAGAIN;
+      return -errno;
+    }
+    if (!op.transfer_all) return static_cast<int>(n);
+    op.done += static_cast<std::size_t>(n);
+    if (n == 0 || op.done == op.size) return static_cast<int>(op.done);
+  }
+}
+
+// connect() on a non-blocking socket answers EINPROGRESS; asking again once
+// the socket is writable answers EISCONN on success, EALREADY while still
+// connecting, or the failure (ECONNREFUSED...). Unlike reading SO_ERROR,
+// this cannot mistake a spurious wake-up for success.
+int attempt_connect(operation& op) {
+  for (;;) {
+    if (::connect(op.fd, op.addr, op.addr_len) == 0) return 0;
+    const int err = errno;
+    if (err == EINTR) continue;
+    if (err == EISCONN && op.connect_started) return 0;
+    if (err == EINPROGRESS || err == EALREADY || would_block(err)) {
+      op.connect_started = true;
+      return -EAGAIN;
+    }
+    return -err;
+  }
+}
+
+}  // namespace
+
+int attempt(operation& op) noexcept {
+  switch (op.code) {
+    case op_code::accept:
+      for (;;) {
+        const int fd = ::accept4(op.fd, op.addr, op.addr ? &op.addr_len : nullptr,
+                                 SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) return fd;
+        if (errno == EINTR) continue;
+        return would_block(errno) ? -EAGAIN : -errno;
+      }
+    case op_code::recv:
+      return transfer(op, [&](std::size_t done, std::size_t n) {
+        return ::recv(op.fd, static_cast<char*>(op.data) + done, n, op.flags);
+      });
+    case op_code::send:
+      return transfer(op, [&](std::size_t done, std::size_t n) {
+        return ::send(op.fd, static_cast<char*>(op.data) + done, n, op.flags | MSG_NOSIGNAL);
+      });
+    case op_code::connect:
+      return attempt_connect(op);
+    case op_code::recvmsg:
+    case op_code::sendmsg:
+      for (;;) {
+        const ssize_t n = op.code == op_code::recvmsg
+                              ? ::recvmsg(op.fd, op.msg, op.flags)
+                              : ::sendmsg(op.fd, op.msg, op.flags | MSG_NOSIGNAL);
+        if (n >= 0) return static_cast<int>(n);
+        if (errno == EINTR) continue;
+        return would_block(errno) ? -EAGAIN : -errno;
+      }
+    case op_code::poll: {
+      pollfd pfd{op.fd, op.poll_events, 0};
+      for (;;) {
+        const int n = ::poll(&pfd, 1, 0);
+        if (n > 0) return pfd.revents;
+        if (n == 0) return -EAGAIN;
+        if (errno != EINTR) return -errno;
+      }
+    }
+    case op_code::sendfile:
+      return transfer(op, [&](std::size_t, std::size_t n) {
+        off_t offset = static_cast<off_t>(op.offset);
+        const ssize_t sent = ::sendfile(op.fd, op.source_fd, &offset, n);
+        if (sent > 0) op.offset = offset;
+        return sent;
+      });
+    case op_code::wait:
+      break;
+  }
+  return -EINVAL;
+}
+
+}  // namespace switchboard::detail

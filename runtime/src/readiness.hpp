@@ -1,0 +1,56 @@
+// What the readiness backends (select, epoll) share: per-fd FIFOs of parked
+// operations and a hint per direction saying whether a syscall is worth it.
+//
+// The hint saves the speculative syscall that would only answer EAGAIN: it is
+// cleared when a syscall answered EAGAIN or a stream read came back short
+// (the socket was drained at that instant) and set again when the backend
+// reports the fd ready. That is safe under edge-triggered epoll because any
+// data arriving after the clearing raises a new edge.
+#pragma once
+
+#include <vector>
+
+#include "backend.hpp"
+
+namespace switchboard::detail {
+
+class readiness_table {
+ public:
+  struct entry {
+    operation* head[2] = {nullptr, nullptr};  // indexed by direction
+    operation* tail[2] = {nullptr, nullptr};
+    bool may_be_ready[2] = {true, true};
+    bool registered = false;    // epoll: added to the interest list
+    bool always_ready = false;  // epoll refused it (regular file, /dev/null): never waits
+  };
+
+  explicit readiness_table(loop_state& loop) : loop_(loop) {}
+
+  entry& at(int fd) {
+    if (static_cast<std::size_t>(fd) >= entries_.size()) entries_.resize(fd + 1024);
+    return entries_[fd];
+  }
+  bool has_waiters(int fd, direction dir) const {
+    return static_cast<std::size_t>(fd) < entries_.size() &&
+           entries_[fd].head[static_cast<int>(dir)] != nullptr;
+  }
+
+  // backend::try_now for a readiness backend.
+  int try_now(operation& op);
+  // Appends `op` to its fd's FIFO for its direction.
+  void park(operation& op);
+  // Takes `op` off its FIFO and completes it with -ECANCELED.
+  void cancel(operation& op);
+  // `fd` is ready in `dir`: retries the parked ops in order, completing each
+  // that finishes, until one would block.
+  void ready(int fd, direction dir);
+  // Completes whatever is parked on `fd` with -EBADF and resets its state.
+  void forget(int fd) noexcept;
+
+ private:
+  int attempt_with_hint(entry& e, operation& op);
+  loop_state& loop_;
+  std::vector<entry> entries_;
+};
+
+}  // namespace switchboard::detail

@@ -1,0 +1,428 @@
+// The loop: starting, completing and cancelling operations; timers; the
+// ready queue; the runtime's turn. Backend-independent: the backends only
+// see operations through backend.hpp.
+#include "switchboard/runtime.hpp"
+
+#include <cassert>
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include <fmt/core.h>
+
+#include "backend.hpp"
+#include "switchboard/time.hpp"
+
+namespace switchboard {
+
+namespace detail {
+namespace {
+
+thread_local loop_state* this_thread_loop = nullptr;
+thread_local runtime* this_thread_runtime = nullptr;
+
+// Synchronous completions a coroutine may chain before it must yield.
+constexpr int completion_budget = 64;
+
+void resume_waiter(ready_node& node) {
+  static_cast<operation&>(node).waiter.resume();
+}
+
+// A sleep completes at its deadline; any other operation is cancelled by it.
+void on_deadline(timer_node& timer) {
+  auto& op = static_cast<operation&>(timer);
+  loop_state& loop = *this_thread_loop;
+  if (op.code == op_code::wait && !op.owner) {
+    loop.complete(op, 0);
+  } else {
+    loop.cancel(op, ETIMEDOUT);
+  }
+}
+
+}  // namespace
+
+loop_state* current_loop() noexcept { return this_thread_loop; }
+
+bool start(operation& op, std::coroutine_handle<> waiter, cancel_scope* scope) {
+  loop_state& loop = *this_thread_loop;
+  assert(&loop && "an operation started outside runtime::run");
+  op.waiter = waiter;
+  op.cancel_errno = 0;
+
+  int res;
+  if (scope && scope->cancelled()) {
+    res = -scope->cancel_errno();
+  } else if (op.code == op_code::wait) {
+    res = (op.owner && static_cast<event*>(op.owner)->is_set()) ? 0 : -EAGAIN;
+  } else if ((op.code == op_code::recv || op.code == op_code::send) && op.size == 0) {
+    res = 0;  // a zero-length transfer completes at once on every backend
+  } else {
+    res = loop.io->try_now(op);
+  }
+
+  if (res != -EAGAIN) {
+    op.res = res;
+    if (loop.budget > 0) {
+      --loop.budget;
+      return false;
+    }
+    op.run = resume_waiter;  // out of budget: finish through the queue, behind the others
+    loop.post(op);
+    return true;
+  }
+
+  op.in_flight = true;
+  op.scope = scope;
+  if (scope) scope->attach(op);
+  if (op.has_deadline) {
+    op.fire = on_deadline;
+    loop.timers.push(op);
+  }
+  if (op.code == op_code::wait) {
+    assert((op.owner || op.has_deadline) && "a wait with neither event nor deadline never ends");
+    if (op.owner) static_cast<event*>(op.owner)->add(op);
+  } else {
+    ++loop.in_flight;
+    loop.io->submit(op);
+  }
+  return true;
+}
+
+void loop_state::complete(operation& op, int res) noexcept {
+  assert(op.in_flight);
+  op.in_flight = false;
+  if (op.code != op_code::wait) --in_flight;
+  if (res == -ECANCELED && op.cancel_errno) res = -op.cancel_errno;
+  op.res = res;
+  if (op.armed()) timers.remove(op);
+  if (op.scope) op.scope->detach(op);
+  op.run = resume_waiter;
+  post(op);
+}
+
+void loop_state::cancel(operation& op, int why) noexcept {
+  if (!op.in_flight || op.cancel_errno) return;
+  op.cancel_errno = why;
+  if (op.code == op_code::wait) {
+    if (op.owner) static_cast<event*>(op.owner)->remove(op);
+    complete(op, -ECANCELED);
+  } else {
+    io->cancel(op);
+  }
+}
+
+void timer_heap::push(timer_node& node) {
+  heap_.push_back(&node);
+  node.heap_index = heap_.size() - 1;
+  sift_up(node.heap_index);
+}
+
+void timer_heap::remove(timer_node& node) noexcept {
+  std::size_t index = node.heap_index;
+  assert(index < heap_.size() && heap_[index] == &node);
+  timer_node* last = heap_.back();
+  heap_.pop_back();
+  node.heap_index = timer_node::not_armed;
+  if (last == &node) return;
+  place(index, last);
+  sift_down(index);
+  sift_up(last->heap_index);
+}
+
+timer_node* timer_heap::pop_expired(clock::time_point now) noexcept {
+  if (heap_.empty() || heap_.front()->when > now) return nullptr;
+  timer_node* earliest = heap_.front();
+  remove(*earliest);
+  return earliest;
+}
+
+void timer_heap::sift_up(std::size_t index) noexcept {
+  timer_node* node = heap_[index];
+  while (index > 0) {
+    std::size_t parent = (index - 1) / 2;
+    if (!(node->when < heap_[parent]->when)) break;
+    place(index, heap_[parent]);
+    index = parent;
+  }
+  place(index, node);
+}
+
+void timer_heap::sift_down(std::size_t index) noexcept {
+  timer_node* node = heap_[index];
+  const std::size_t count = heap_.size();
+  for (;;) {
+    std::size_t child = 2 * index + 1;
+    if (child >= count) break;
+    if (child + 1 < count && heap_[child + 1]->when < heap_[child]->when) ++child;
+    if (!(heap_[child]->when < node->when)) break;
+    place(index, heap_[child]);
+    index = child;
+  }
+  place(index, node);
+}
+
+// A member task of a task_group: runs the task in its own scope, reports an
+// escaping exception, and frees its frame when done.
+struct group_member {
+  struct promise_type : promise_base, ready_node {
+    promise_type(task_group& group, task<void>&, std::string&) : own_scope(&group.scope()) {
+      scope = &own_scope;
+      run = [](ready_node& node) {
+        auto& self = static_cast<promise_type&>(node);
+        std::coroutine_handle<promise_type>::from_promise(self).resume();
+      };
+    }
+    group_member get_return_object() noexcept { return {this}; }
+    std::suspend_never final_suspend() const noexcept { return {}; }
+    void return_void() const noexcept {}
+    void unhandled_exception() const noexcept { std::terminate(); }
+
+    cancel_scope own_scope;
+  };
+  promise_type* promise;
+};
+
+group_member run_member(task_group& group, task<void> body, std::string name) {
+  try {
+    co_await std::move(body);
+  } catch (...) {
+    group.report(name, std::current_exception());
+  }
+  group.finished();
+}
+
+}  // namespace detail
+
+// cancel_scope --------------------------------------------------------------
+
+cancel_scope::cancel_scope(cancel_scope* parent) noexcept : parent_(parent) {
+  if (!parent_) return;
+  next_sibling_ = parent_->first_child_;
+  if (next_sibling_) next_sibling_->prev_sibling_ = this;
+  parent_->first_child_ = this;
+  cancel_errno_ = parent_->cancel_errno_;
+}
+
+cancel_scope::~cancel_scope() {
+  assert(!first_op_ && "a scope ended with an operation in flight");
+  for (cancel_scope* child = first_child_; child; child = child->next_sibling_) {
+    child->parent_ = nullptr;
+  }
+  if (!parent_) return;
+  if (prev_sibling_) {
+    prev_sibling_->next_sibling_ = next_sibling_;
+  } else {
+    parent_->first_child_ = next_sibling_;
+  }
+  if (next_sibling_) next_sibling_->prev_sibling_ = prev_sibling_;
+}
+
+void cancel_scope::cancel(std::errc why) noexcept {
+  if (cancel_errno_) return;
+  cancel_errno_ = static_cast<int>(why);
+  if (detail::loop_state* loop = detail::current_loop()) {
+    // Cancelling never resumes anything inline (completions are queued), so
+    // the lists cannot change under us except for the op being cancelled.
+    for (detail::operation* op = first_op_; op;) {
+      detail::operation* next = op->scope_next;
+      loop->cancel(*op, cancel_errno_);
+      op = next;
+    }
+  }
+  for (cancel_scope* child = first_child_; child; child = child->next_sibling_) {
+    child->cancel(why);
+  }
+}
+
+void cancel_scope::attach(detail::operation& op) noexcept {
+  op.scope_prev = nullptr;
+  op.scope_next = first_op_;
+  if (first_op_) first_op_->scope_prev = &op;
+  first_op_ = &op;
+}
+
+void cancel_scope::detach(detail::operation& op) noexcept {
+  if (op.scope_prev) {
+    op.scope_prev->scope_next = op.scope_next;
+  } else {
+    first_op_ = op.scope_next;
+  }
+  if (op.scope_next) op.scope_next->scope_prev = op.scope_prev;
+  op.scope_prev = op.scope_next = nullptr;
+  op.scope = nullptr;
+}
+
+// deadline_scope --------------------------------------------------------------
+
+deadline_scope::deadline_scope(cancel_scope* parent, clock::time_point deadline)
+    : cancel_scope(parent) {
+  timer_.scope = this;
+  timer_.when = deadline;
+  timer_.fire = [](detail::timer_node& node) {
+    static_cast<expiry&>(node).scope->cancel(std::errc::timed_out);
+  };
+  detail::this_thread_loop->timers.push(timer_);
+}
+
+deadline_scope::~deadline_scope() {
+  if (timer_.armed()) detail::this_thread_loop->timers.remove(timer_);
+}
+
+// event ---------------------------------------------------------------------
+
+event::~event() { assert(!head_ && "an event destroyed with waiters"); }
+
+void event::set() noexcept {
+  set_ = true;
+  detail::loop_state* loop = detail::current_loop();
+  while (detail::operation* op = head_) {
+    head_ = op->next_waiter;
+    op->next_waiter = nullptr;
+    loop->complete(*op, 0);
+  }
+  tail_ = nullptr;
+}
+
+event::wait_operation event::wait() noexcept {
+  wait_operation op;
+  op.code = detail::op_code::wait;
+  op.owner = this;
+  return op;
+}
+
+void event::add(detail::operation& op) noexcept {
+  op.next_waiter = nullptr;
+  if (tail_) {
+    tail_->next_waiter = &op;
+  } else {
+    head_ = &op;
+  }
+  tail_ = &op;
+}
+
+void event::remove(detail::operation& op) noexcept {
+  detail::operation* prev = nullptr;
+  for (detail::operation* it = head_; it; prev = it, it = it->next_waiter) {
+    if (it != &op) continue;
+    (prev ? prev->next_waiter : head_) = it->next_waiter;
+    if (tail_ == it) tail_ = prev;
+    it->next_waiter = nullptr;
+    return;
+  }
+}
+
+// task_group ----------------------------------------------------------------
+
+task_group::task_group(cancel_scope* parent) noexcept : scope_(parent) { empty_.set(); }
+
+task_group::~task_group() {
+  if (live_ != 0) {
+    fmt::print(stderr, "switchboard: a task_group was destroyed with {} live tasks; join it first\n",
+               live_);
+    std::terminate();
+  }
+}
+
+void task_group::spawn(task<void> t, std::string name) {
+  detail::loop_state* loop = detail::current_loop();
+  if (!loop) throw std::logic_error("task_group::spawn needs a runtime on this thread");
+  ++live_;
+  ++total_;
+  empty_.reset();
+  auto member = detail::run_member(*this, std::move(t), std::move(name));
+  loop->post(*member.promise);
+}
+
+void task_group::finished() noexcept {
+  if (--live_ == 0) empty_.set();
+}
+
+void task_group::report(const std::string& name, std::exception_ptr error) const noexcept {
+  std::string what = "unknown exception";
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+  }
+  fmt::print(stderr, "task {} ended with an exception: {}\n", name.empty() ? "(unnamed)" : name,
+             what);
+}
+
+// runtime -------------------------------------------------------------------
+
+runtime::runtime(backend_kind kind) : kind_(kind) {
+  if (detail::this_thread_loop) throw std::logic_error("one switchboard runtime per thread");
+  switch (kind) {
+    case backend_kind::select: backend_ = detail::make_select_backend(loop_); break;
+    case backend_kind::epoll: backend_ = detail::make_epoll_backend(loop_); break;
+    case backend_kind::uring: backend_ = detail::make_uring_backend(loop_); break;
+  }
+  loop_.io = backend_.get();
+  detail::this_thread_loop = &loop_;
+  detail::this_thread_runtime = this;
+}
+
+runtime::~runtime() {
+  drain();
+  backend_.reset();
+  detail::this_thread_loop = nullptr;
+  detail::this_thread_runtime = nullptr;
+}
+
+runtime& runtime::current() {
+  if (!detail::this_thread_runtime) throw std::logic_error("no switchboard runtime on this thread");
+  return *detail::this_thread_runtime;
+}
+
+std::string runtime::describe_backend() const { return backend_->describe(); }
+
+void runtime::run_until(const bool& done) {
+  stop_ = &done;
+  while (!done) {
+    if (idle()) {
+      throw std::logic_error(
+          "switchboard: every task is waiting and nothing can wake one (no I/O, no timer)");
+    }
+    turn();
+  }
+}
+
+bool runtime::idle() const noexcept {
+  return loop_.ready.empty() && loop_.timers.empty() && loop_.in_flight == 0;
+}
+
+void runtime::turn() {
+  const auto now = clock::now();
+  while (detail::timer_node* timer = loop_.timers.pop_expired(now)) timer->fire(*timer);
+
+  detail::ready_queue batch = loop_.ready.take_all();
+  while (detail::ready_node* node = batch.pop()) {
+    loop_.budget = detail::completion_budget;
+    node->run(*node);
+  }
+  if (stop_ && *stop_) return;  // the main task just ended: do not wait for I/O
+
+  std::optional<std::chrono::nanoseconds> timeout;
+  if (!loop_.ready.empty()) {
+    timeout = std::chrono::nanoseconds::zero();
+  } else if (const detail::timer_node* next = loop_.timers.top()) {
+    timeout = std::max(std::chrono::nanoseconds::zero(), next->when - clock::now());
+  } else if (loop_.in_flight == 0) {
+    return;  // nothing to wait for
+  }
+  backend_->wait(timeout);
+}
+
+void runtime::drain() noexcept {
+  stop_ = nullptr;
+  spawned_.cancel();
+  while (!idle()) turn();
+  if (spawned_.size() > 0) {
+    // Their frames are leaked, not destroyed: something may still point into them.
+    fmt::print(stderr, "switchboard: {} tasks still wait on something outside the runtime\n",
+               spawned_.size());
+  }
+}
+
+}  // namespace switchboard

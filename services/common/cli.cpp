@@ -1,0 +1,135 @@
+#include "cli.hpp"
+
+#include <sys/resource.h>
+
+#include <cmath>
+#include <csignal>
+
+#include <switchboard/runtime.hpp>
+#include <switchboard/time.hpp>
+
+#include "log.hpp"
+
+namespace switchboard::services {
+namespace {
+
+// A duration option given in (fractional) seconds.
+void add_seconds(CLI::App& cmd, const std::string& name, milliseconds& target,
+                 const std::string& description) {
+  cmd.add_option_function<double>(
+         name, [&target](double seconds) { target = milliseconds(std::llround(seconds * 1000)); },
+         description)
+      ->check(CLI::NonNegativeNumber)
+      ->default_str(fmt::format("{}", static_cast<double>(target.count()) / 1000));
+}
+
+void add_endpoint_options(CLI::App& cmd, std::string& host, std::uint16_t& port,
+                          std::string& unix_path, std::uint16_t default_port) {
+  port = default_port;
+  cmd.add_option("--host", host, "address or name to use (default loopback)")->capture_default_str();
+  auto* port_option = cmd.add_option("-p,--port", port, "TCP/UDP port (0: any free port)")
+                          ->check(CLI::Range(0, 65535))
+                          ->capture_default_str();
+  cmd.add_option("--unix", unix_path, "Unix-domain socket path instead of TCP")
+      ->excludes(port_option);
+}
+
+}  // namespace
+
+void add_backend_option(CLI::App& cmd, std::string& backend) {
+  cmd.add_option("-b,--backend", backend, "select, epoll, uring (or io_uring), or auto")
+      ->check(CLI::IsMember({"select", "epoll", "uring", "io_uring", "auto"}))
+      ->capture_default_str();
+}
+
+void add_server_options(CLI::App& cmd, server_options& options, std::uint16_t default_port) {
+  add_endpoint_options(cmd, options.host, options.port, options.unix_path, default_port);
+  add_backend_option(cmd, options.backend);
+  limits& limit = options.limit;
+  cmd.add_option("--max-connections", limit.max_connections,
+                 "connections served at once; more are closed at once (0: just under the fd limit)")
+      ->capture_default_str();
+  add_seconds(cmd, "--idle-timeout", limit.idle_timeout, "seconds without a byte before a client is dropped (0: never)");
+  add_seconds(cmd, "--request-timeout", limit.request_timeout, "seconds from a request's first byte to its last (0: no limit)");
+  add_seconds(cmd, "--send-timeout", limit.send_timeout, "seconds a client may leave a reply unread (0: no limit)");
+  add_seconds(cmd, "--drain-timeout", limit.drain_timeout, "seconds to let connections finish after SIGINT/SIGTERM");
+}
+
+void add_client_options(CLI::App& cmd, client_options& options, std::uint16_t default_port) {
+  add_endpoint_options(cmd, options.host, options.port, options.unix_path, default_port);
+  add_backend_option(cmd, options.backend);
+  cmd.add_option("-t,--timeout", options.timeout_seconds, "seconds before giving up")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+}
+
+task<result<stream>> connect_to_server(const client_options& options) {
+  if (!options.unix_path.empty()) {
+    auto where = endpoint::unix_path(options.unix_path);
+    if (!where) co_return where.error();
+    co_return co_await connect(*where);
+  }
+  co_return co_await connect(options.host, options.port);
+}
+
+void prepare_process() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+  }
+  std::signal(SIGPIPE, SIG_IGN);
+}
+
+int run_on_backend(const std::string& backend, const std::function<task<int>()>& main) {
+  prepare_process();
+  backend_kind kind = backend_kind::select;
+  if (backend == "auto") {
+    backend_choice choice = choose_best_backend();
+    kind = choice.kind;
+    if (choice.passed_over) {
+      log("backend auto: uring unavailable ({}); using {}", choice.passed_over->what(),
+          to_string(kind));
+    } else {
+      log("backend auto: using {}", to_string(kind));
+    }
+  } else if (auto named = parse_backend(backend)) {
+    kind = *named;
+  }
+  std::optional<runtime> rt;
+  try {
+    rt.emplace(kind);
+  } catch (const backend_unavailable& refused) {
+    log("error: backend {} unavailable: {}; use --backend epoll, or --backend auto to fall back",
+        to_string(kind), refused.what());
+    return exit_unavailable;
+  }
+  try {
+    return rt->run(main());
+  } catch (const std::exception& e) {
+    log("error: {}", e.what());
+    return exit_failure;
+  }
+}
+
+namespace {
+task<int> timed_client(clock::duration timeout, std::string_view name,
+                       const std::function<task<int>()>& body) {
+  deadline_scope bounded(co_await this_scope(), clock::now() + timeout);
+  const int status = co_await in_scope(bounded, body());
+  if (bounded.expired()) {
+    log("{}: timed out", name);
+    co_return exit_failure;
+  }
+  co_return status;
+}
+}  // namespace
+
+int run_client(const client_options& options, std::string_view name,
+               const std::function<task<int>()>& body) {
+  const auto timeout = std::chrono::duration_cast<clock::duration>(
+      std::chrono::duration<double>(options.timeout_seconds));
+  return run_on_backend(options.backend, [&] { return timed_client(timeout, name, body); });
+}
+
+}  // namespace switchboard::services

@@ -1,0 +1,254 @@
+#include "server.hpp"
+
+#include <fcntl.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+
+#include <switchboard/cancel.hpp>
+#include <switchboard/signal.hpp>
+
+#include "log.hpp"
+
+namespace switchboard::services {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Descriptors kept back from --max-connections' default for listeners, the
+// backend, the signalfd, files being served and the spare.
+constexpr std::size_t reserved_fds = 64;
+
+std::size_t default_max_connections() {
+  rlimit limit{};
+  ::getrlimit(RLIMIT_NOFILE, &limit);
+  const auto soft = static_cast<std::size_t>(limit.rlim_cur);
+  return soft > 2 * reserved_fds ? soft - reserved_fds : soft / 2;
+}
+
+std::optional<clock::time_point> deadline_after(milliseconds timeout) {
+  if (timeout.count() <= 0) return std::nullopt;
+  return clock::now() + timeout;
+}
+
+template <class Op>
+Op with_optional_deadline(std::optional<clock::time_point> deadline, Op op) {
+  return deadline ? with_deadline(*deadline, std::move(op)) : std::move(op);
+}
+
+void print_stats(const server_state& server) {
+  const server_stats& s = server.stats;
+  log("{}: stats: open {} total {} rejected {} timed-out {} bytes-in {} bytes-out {} backend {}",
+      server.service, s.open, s.total, s.rejected, s.timed_out, s.bytes_in, s.bytes_out,
+      to_string(runtime::current().backend()));
+}
+
+// Keeps one descriptor in reserve so that, when accept() fails for lack of
+// descriptors, the server can still take the waiting callers off the
+// backlog and close them instead of leaving them hanging (and the listener
+// forever readable, which would spin a level-triggered loop).
+class spare_descriptor {
+ public:
+  spare_descriptor() { reopen(); }
+  std::size_t shed(listener& l) {
+    fd_.reset();
+    const std::size_t shed = l.shed_backlog();
+    reopen();
+    return shed;
+  }
+
+ private:
+  void reopen() { fd_ = unique_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC)); }
+  unique_fd fd_;
+};
+
+task<void> run_session(server_state& server, const session_fn& session, stream client) {
+  connection conn(std::move(client), server);
+  co_await session(conn);
+}
+
+task<void> accept_loop(listener& l, server_state& server, const session_fn& session,
+                       task_group& connections) {
+  spare_descriptor spare;
+  log_limiter emfile_log, limit_log;
+  auto backoff = 1ms;
+  const std::size_t max_connections = server.options.limit.max_connections;
+  for (;;) {
+    auto accepted = co_await l.accept();
+    if (!accepted) {
+      const std::error_code error = accepted.error();
+      if (error == std::errc::operation_canceled || error == std::errc::bad_file_descriptor) {
+        co_return;
+      }
+      if (error == std::errc::too_many_files_open ||
+          error == std::errc::too_many_files_open_in_system) {
+        const std::size_t shed = spare.shed(l);
+        server.stats.rejected += shed;
+        if (std::uint64_t skipped = 0; emfile_log.allow(skipped)) {
+          log("{}: out of file descriptors ({}): closed {} waiting connections ({} more events)",
+              server.service, error.message(), shed, skipped);
+        }
+        // Backing off keeps a full fd table from turning into a busy loop.
+        co_await sleep_for(backoff);
+        backoff = std::min<milliseconds>(backoff * 2, 1s);
+        continue;
+      }
+      if (error != std::errc::connection_aborted && error != std::errc::interrupted) {
+        log("{}: accept on {}: {}", server.service, l.local(), error.message());
+        co_await sleep_for(10ms);
+      }
+      continue;
+    }
+    backoff = 1ms;
+    if (server.stats.open >= max_connections) {
+      ++server.stats.rejected;
+      if (std::uint64_t skipped = 0; limit_log.allow(skipped)) {
+        log("{}: --max-connections {} reached: closing {} ({} more)", server.service,
+            max_connections, accepted->peer(), skipped);
+      }
+      continue;  // the stream closes here
+    }
+    ++server.stats.open;
+    ++server.stats.total;
+    std::string name = fmt::format("{} connection #{} from {}", server.service,
+                                   server.stats.total, accepted->peer());
+    connections.spawn(run_session(server, session, std::move(*accepted)), std::move(name));
+  }
+}
+
+// Between the first stop signal and the end of the drain: SIGUSR1 still
+// reports, and another stop signal ends the process at once.
+task<void> exit_on_second_signal(signal_set& signals, server_state& server) {
+  for (;;) {
+    auto sig = co_await signals.next();
+    if (!sig) co_return;
+    if (*sig == SIGUSR1) {
+      print_stats(server);
+      continue;
+    }
+    log("{}: second signal ({}): exiting now", server.service, ::strsignal(*sig));
+    std::_Exit(128 + *sig);
+  }
+}
+
+}  // namespace
+
+connection::connection(stream s, server_state& server) : stream_(std::move(s)), server_(server) {}
+
+connection::~connection() { --server_.stats.open; }
+
+std::optional<clock::time_point> connection::read_deadline() const {
+  std::optional<clock::time_point> deadline = deadline_after(server_.options.limit.idle_timeout);
+  if (request_deadline_ && (!deadline || *request_deadline_ < *deadline)) {
+    deadline = request_deadline_;
+  }
+  return deadline;
+}
+
+counted<detail::transfer_operation> connection::read_some(std::span<std::byte> buf) {
+  return {with_optional_deadline(read_deadline(), stream_.read_some(buf)),
+          &server_.stats.bytes_in, &server_.stats.timed_out};
+}
+
+counted<detail::transfer_operation> connection::read_exact(std::span<std::byte> buf) {
+  return {with_optional_deadline(read_deadline(), stream_.read_exact(buf)),
+          &server_.stats.bytes_in, &server_.stats.timed_out};
+}
+
+counted<detail::transfer_operation> connection::write_all(std::span<const std::byte> bytes) {
+  return {with_optional_deadline(deadline_after(server_.options.limit.send_timeout),
+                                 stream_.write_all(bytes)),
+          &server_.stats.bytes_out, &server_.stats.timed_out};
+}
+
+void connection::begin_request() {
+  if (!request_deadline_) request_deadline_ = deadline_after(server_.options.limit.request_timeout);
+}
+
+result<std::vector<endpoint>> listen_endpoints(const server_options& options) {
+  if (!options.unix_path.empty()) {
+    auto where = endpoint::unix_path(options.unix_path);
+    if (!where) return where.error();
+    return std::vector<endpoint>{*where};
+  }
+  return resolve(options.host, options.port);
+}
+
+void print_listening(const endpoint& where, std::string_view transport) {
+  const auto backend = to_string(runtime::current().backend());
+  if (where.is_unix()) {
+    log("listening on {} (backend {})", where, backend);
+  } else {
+    log("listening on {} ({}, backend {})", where, transport, backend);
+  }
+}
+
+task<int> serve_stream(server_state& server, session_fn session) {
+  auto addresses = listen_endpoints(server.options);
+  if (!addresses) {
+    log("{}: cannot listen on {}: {}", server.service,
+        server.options.unix_path.empty() ? server.options.host : server.options.unix_path,
+        addresses.error().message());
+    co_return 1;
+  }
+  std::vector<listener> listeners;
+  for (const endpoint& where : *addresses) {
+    auto bound = listener::bind(where);
+    if (!bound) {
+      log("{}: bind {}: {}", server.service, where, bound.error().message());
+      co_return 1;
+    }
+    listeners.push_back(std::move(*bound));
+  }
+  if (server.options.limit.max_connections == 0) {
+    server.options.limit.max_connections = default_max_connections();
+  }
+
+  // Signals are taken over before the first "listening" line, so that a
+  // script that stops the server as soon as it reads that line is honoured.
+  signal_set signals{SIGINT, SIGTERM, SIGUSR1};
+  for (const listener& l : listeners) print_listening(l.local(), "tcp");
+
+  task_group acceptors;
+  task_group connections;
+  for (listener& l : listeners) {
+    acceptors.spawn(accept_loop(l, server, session, connections),
+                    fmt::format("{} accept loop on {}", server.service, l.local()));
+  }
+
+  for (;;) {
+    auto sig = co_await signals.next();
+    if (!sig) {
+      log("{}: waiting for signals: {}", server.service, sig.error().message());
+      break;
+    }
+    if (*sig != SIGUSR1) {
+      log("{}: {}: no longer accepting; draining {} connections for up to {} ms", server.service,
+          ::strsignal(*sig), server.stats.open, server.options.limit.drain_timeout.count());
+      break;
+    }
+    print_stats(server);
+  }
+
+  acceptors.cancel();
+  co_await acceptors.join();
+  listeners.clear();  // closes the sockets and removes a Unix path
+
+  task_group watchers;
+  watchers.spawn(exit_on_second_signal(signals, server), "signal watcher");
+  const auto drain = server.options.limit.drain_timeout;
+  if (auto late = co_await with_timeout(drain, connections.join())) {
+    log("{}: drain timeout: cancelling {} connections", server.service, connections.size());
+    connections.cancel();
+    co_await connections.join();
+  }
+  watchers.cancel();
+  co_await watchers.join();
+  print_stats(server);
+  co_return 0;
+}
+
+}  // namespace switchboard::services

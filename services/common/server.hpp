@@ -1,0 +1,131 @@
+// What every switchboard server shares: options and limits, the listening
+// sockets and their "listening on ..." lines, the accept loop, per-connection
+// timeouts and statistics, and the signal-driven shutdown. A service supplies
+// only its session coroutine.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <switchboard/net.hpp>
+#include <switchboard/runtime.hpp>
+#include <switchboard/task.hpp>
+#include <switchboard/time.hpp>
+
+namespace switchboard::services {
+
+using std::chrono::milliseconds;
+
+// The limits every server takes; 0 disables a timeout. Documented with their
+// flags in docs/reliability.md.
+struct limits {
+  std::size_t max_connections = 0;  // 0: just under the process's fd limit
+  milliseconds idle_timeout = std::chrono::seconds(60);
+  milliseconds request_timeout = std::chrono::seconds(10);
+  milliseconds send_timeout = std::chrono::seconds(30);
+  milliseconds drain_timeout = std::chrono::seconds(10);
+};
+
+struct server_options {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 0;
+  std::string unix_path;  // listen here instead of TCP when set
+  std::string backend = "select";
+  limits limit;
+};
+
+struct server_stats {
+  std::uint64_t open = 0;
+  std::uint64_t total = 0;
+  std::uint64_t rejected = 0;  // over --max-connections, or shed when out of fds
+  std::uint64_t timed_out = 0;
+  std::uint64_t bytes_in = 0;
+  std::uint64_t bytes_out = 0;
+};
+
+struct server_state {
+  std::string_view service;
+  server_options options;
+  server_stats stats;
+};
+
+// An awaitable operation that adds the bytes it moved, or its timeout, to
+// the server's counters.
+template <class Op>
+struct counted {
+  Op op;
+  std::uint64_t* bytes;
+  std::uint64_t* timeouts;
+
+  bool await_ready() const noexcept { return false; }
+  template <class Promise>
+  bool await_suspend(std::coroutine_handle<Promise> h) {
+    return op.await_suspend(h);
+  }
+  auto await_resume() noexcept {
+    auto moved = op.await_resume();
+    if (moved) {
+      *bytes += *moved;
+    } else if (moved.error() == std::errc::timed_out) {
+      ++*timeouts;
+    }
+    return moved;
+  }
+};
+
+// A client's stream as a session sees it: reads fail with timed_out after
+// the idle timeout without a byte, or at the request deadline once
+// begin_request() started one; writes fail after the send timeout.
+class connection {
+ public:
+  connection(stream s, server_state& server);
+  ~connection();
+  connection(const connection&) = delete;
+  connection& operator=(const connection&) = delete;
+
+  counted<detail::transfer_operation> read_some(std::span<std::byte> buf);
+  counted<detail::transfer_operation> read_exact(std::span<std::byte> buf);
+  counted<detail::transfer_operation> write_all(std::span<const std::byte> bytes);
+  counted<detail::transfer_operation> write_all(std::string_view text) {
+    return write_all(std::as_bytes(std::span(text)));
+  }
+
+  // A request began (its first byte arrived): it must be complete within the
+  // request timeout, however slowly the bytes drip in.
+  void begin_request();
+  void end_request() { request_deadline_.reset(); }
+
+  const endpoint& peer() const noexcept { return stream_.peer(); }
+  stream& raw() noexcept { return stream_; }
+  server_state& server() noexcept { return server_; }
+
+ private:
+  std::optional<clock::time_point> read_deadline() const;
+  stream stream_;
+  server_state& server_;
+  std::optional<clock::time_point> request_deadline_;
+};
+
+using session_fn = std::function<task<void>(connection&)>;
+
+// Runs a stream service until SIGINT/SIGTERM: binds every address of
+// --host (or --unix), prints one "listening on" line per socket, runs
+// `session` for each client, prints statistics on SIGUSR1; on the first
+// stop signal stops accepting and drains for up to the drain timeout, then
+// cancels what is left; a second one exits at once with 128 + its number.
+// Returns the process exit status.
+task<int> serve_stream(server_state& server, session_fn session);
+
+// The addresses a server binds for its options: --unix, else every
+// address of --host.
+result<std::vector<endpoint>> listen_endpoints(const server_options& options);
+
+// "listening on 127.0.0.1:7007 (tcp, backend epoll)" and its udp/unix forms.
+void print_listening(const endpoint& where, std::string_view transport);
+
+}  // namespace switchboard::services

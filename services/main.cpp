@@ -1,0 +1,35 @@
+// build/switchboard: every service, its client, and the tools, as subcommands.
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+
+#include "backends_command.hpp"
+#include "common/cli.hpp"
+#include "echo/echo.hpp"
+#include "tour/tour.hpp"
+
+int main(int argc, char** argv) {
+  using namespace switchboard::services;
+  CLI::App app{"switchboard: coroutine network services on select, epoll or io_uring",
+               "switchboard"};
+  app.set_version_flag("--version", SWITCHBOARD_VERSION);
+  app.require_subcommand(1);
+  app.footer(
+      "Exit status: 0 success, 1 failure or timeout, 2 usage error, 69 backend unavailable,\n"
+      "128+N a second stop signal N during the drain.");
+
+  command_list commands;
+  add_backends_command(app, commands);
+  echo::add_commands(app, commands);
+  tour::add_command(app, commands);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int status = app.exit(e);
+    return status == 0 ? 0 : exit_usage;
+  }
+  for (const command& c : commands) {
+    if (c.app->parsed()) return c.run();
+  }
+  return exit_usage;
+}

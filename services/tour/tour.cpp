@@ -1,0 +1,149 @@
+#include "tour.hpp"
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <fmt/core.h>
+#include <switchboard/runtime.hpp>
+
+#include "../common/process.hpp"
+
+namespace switchboard::services::tour {
+namespace {
+
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+
+struct outcome {
+  bool ok = false;
+  std::string note;  // why it failed, or what was measured
+};
+
+// A running server of ours on a free port, stopped by PID (SIGTERM) at the end.
+struct server_process {
+  child_process process;
+  std::uint16_t port;
+
+  server_process(const std::string& service, const std::string& backend)
+      : process({this_program(), service, "--port", "0", "--backend", backend}),
+        port(process.wait_listening()) {}
+
+  command_result client(const std::string& name, std::vector<std::string> args) const {
+    std::vector<std::string> argv{this_program(), name, "--port", std::to_string(port), "--timeout", "10"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_command(argv, 20s);
+  }
+
+  // Stops the server as a user would and checks that it exits cleanly.
+  outcome stop() {
+    process.signal(SIGTERM);
+    const auto status = process.wait_exit(15s);
+    if (status == 0) return {true, {}};
+    return {false, fmt::format("exit status {} after SIGTERM", status ? *status : -1)};
+  }
+};
+
+outcome from_client(const command_result& result) {
+  if (result.status == 0) return {true, {}};
+  const auto line_end = result.err.find('\n');
+  return {false, result.err.substr(0, line_end)};
+}
+
+// A blocking socket that connects and then says nothing: client A of seed 001.
+int silent_client(std::uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  return fd;
+}
+
+outcome echo_steps(const std::string& backend) {
+  server_process server("echo", backend);
+  if (server.port == 0) return {false, "server did not start: " + server.process.err()};
+  for (auto args : std::vector<std::vector<std::string>>{
+           {"--message", "hello"}, {"--size", "65536", "--count", "20", "--connections", "20"}}) {
+    if (outcome o = from_client(server.client("echo-client", args)); !o.ok) return o;
+  }
+  return server.stop();
+}
+
+outcome lunch_steps(const std::string& backend) {
+  server_process server("echo", backend);
+  if (server.port == 0) return {false, "server did not start"};
+  const int out_to_lunch = silent_client(server.port);
+  const auto start = steady::now();
+  outcome served = from_client(server.client("echo-client", {"--message", "not kept waiting"}));
+  ::close(out_to_lunch);
+  if (served.ok && steady::now() - start > 2s) served = {false, "the second client waited"};
+  if (!served.ok) return served;
+  return server.stop();
+}
+
+struct step {
+  std::string name;
+  std::function<outcome(const std::string&)> run;
+};
+
+}  // namespace
+
+int run() {
+  const std::vector<std::string> backends{"select", "epoll", "uring"};
+  const std::vector<step> steps{
+      {"echo", echo_steps},
+      {"echo: silent client first (seed 001)", lunch_steps},
+  };
+  std::map<std::string, std::string> unavailable;
+  for (const std::string& backend : backends) {
+    if (auto refused = probe_backend(*parse_backend(backend))) unavailable[backend] = refused->what();
+  }
+
+  fmt::print("switchboard tour: every service on every backend, driven by its client\n\n");
+  fmt::print("{:<40}", "");
+  for (const auto& b : backends) fmt::print("{:<16}", b);
+  fmt::print("\n");
+  int failures = 0;
+  std::vector<std::string> notes;
+  for (const step& s : steps) {
+    fmt::print("{:<40}", s.name);
+    for (const std::string& backend : backends) {
+      if (unavailable.count(backend)) {
+        fmt::print("{:<16}", "n/a");
+        continue;
+      }
+      const auto start = steady::now();
+      const outcome o = s.run(backend);
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - start);
+      fmt::print("{:<16}", fmt::format("{} {:>5} ms", o.ok ? "ok    " : "FAILED", ms.count()));
+      std::fflush(stdout);
+      if (!o.ok) {
+        ++failures;
+        notes.push_back(fmt::format("{} on {}: {}", s.name, backend, o.note));
+      }
+    }
+    fmt::print("\n");
+  }
+  for (const auto& [backend, why] : unavailable) {
+    fmt::print("\n{} is not available here: {}\n", backend, why);
+  }
+  for (const std::string& note : notes) fmt::print("\nFAILED: {}\n", note);
+  fmt::print("\n{}\n", failures == 0 ? "everything worked." : fmt::format("{} failures.", failures));
+  return failures == 0 ? 0 : exit_failure;
+}
+
+void add_command(CLI::App& app, command_list& commands) {
+  CLI::App* cmd = app.add_subcommand("tour", "start every service on every backend and drive it");
+  commands.push_back({cmd, [] { return run(); }});
+}
+
+}  // namespace switchboard::services::tour

@@ -1,0 +1,337 @@
+// The same primitive behaviour, over real loopback sockets, on every backend
+// (this program runs once per backend: meson test --suite select|epoll|uring).
+#include <catch2/catch.hpp>
+
+#include <sys/socket.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <array>
+#include <string>
+#include <vector>
+
+#include <switchboard/cancel.hpp>
+#include <switchboard/net.hpp>
+#include <switchboard/runtime.hpp>
+#include <switchboard/time.hpp>
+
+#include "../support/async.hpp"
+
+using namespace switchboard;
+using namespace std::chrono_literals;
+using testing::run_async;
+
+namespace {
+
+endpoint loopback_any_port() { return *endpoint::ip("127.0.0.1", 0); }
+
+struct connected_pair {
+  listener server_side;
+  stream client;
+  stream server;
+};
+
+task<connected_pair> make_pair() {
+  connected_pair pair;
+  pair.server_side = listener::bind(loopback_any_port()).value();
+  auto client = co_await connect(pair.server_side.local());
+  REQUIRE(client);
+  auto server = co_await pair.server_side.accept();
+  REQUIRE(server);
+  pair.client = std::move(*client);
+  pair.server = std::move(*server);
+  co_return pair;
+}
+
+// Closes with SO_LINGER {1, 0}: the peer gets RST instead of FIN.
+void reset(stream& s) {
+  const linger hard{1, 0};
+  ::setsockopt(s.native_handle(), SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+  s.close();
+}
+
+std::string text(std::span<const char> bytes) { return {bytes.begin(), bytes.end()}; }
+
+}  // namespace
+
+TEST_CASE("a read after the peer closes returns 0 bytes (EOF)", "[io]") {
+  run_async([]() -> task<void> {
+    auto pair = co_await make_pair();
+    auto ok1 = co_await pair.client.write_all("last words");
+    REQUIRE(ok1);
+    pair.client.close();
+    std::array<char, 64> buf;
+    auto first = co_await pair.server.read_exact(std::span(buf).first(10));
+    REQUIRE(first);
+    CHECK(text(std::span(buf).first(*first)) == "last words");
+    auto eof = co_await pair.server.read_some(buf);
+    REQUIRE(eof);
+    CHECK(*eof == 0);
+  }());
+}
+
+TEST_CASE("zero-length reads and writes complete at once with 0", "[io]") {
+  run_async([]() -> task<void> {
+    auto pair = co_await make_pair();
+    std::array<char, 1> buf;
+    auto read = co_await pair.server.read_some(std::span(buf).first(0));
+    REQUIRE(read);
+    CHECK(*read == 0);
+    auto written = co_await pair.client.write_all(std::string_view{});
+    REQUIRE(written);
+    CHECK(*written == 0);
+  }());
+}
+
+TEST_CASE("a reset peer gives connection_reset", "[io]") {
+  run_async([]() -> task<void> {
+    auto pair = co_await make_pair();
+    reset(pair.client);
+    std::array<char, 64> buf;
+    auto read = co_await pair.server.read_some(buf);
+    REQUIRE_FALSE(read);
+    CHECK(read.error() == std::errc::connection_reset);
+  }());
+}
+
+TEST_CASE("writing to a reset peer fails without killing the process", "[io]") {
+  run_async([]() -> task<void> {
+    auto pair = co_await make_pair();
+    reset(pair.client);
+    co_await sleep_for(20ms);
+    std::vector<char> big(1 << 20, 'x');
+    auto written = co_await pair.server.write_all(std::string_view(big.data(), big.size()));
+    REQUIRE_FALSE(written);
+    CHECK((written.error() == std::errc::connection_reset ||
+           written.error() == std::errc::broken_pipe));
+  }());
+}
+
+TEST_CASE("connecting to a port nobody listens on is refused", "[io]") {
+  run_async([]() -> task<void> {
+    endpoint closed;
+    {
+      auto probe = listener::bind(loopback_any_port()).value();
+      closed = probe.local();
+    }
+    auto refused = co_await connect(closed);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error() == std::errc::connection_refused);
+  }());
+}
+
+TEST_CASE("a half-closed peer still receives what is written to it", "[io]") {
+  run_async([]() -> task<void> {
+    auto pair = co_await make_pair();
+    auto ok2 = co_await pair.client.write_all("question");
+    REQUIRE(ok2);
+    REQUIRE(pair.client.shutdown_write());
+    std::array<char, 64> buf;
+    auto got = co_await pair.server.read_exact(std::span(buf).first(8));
+    REQUIRE(got);
+    auto eof = co_await pair.server.read_some(buf);
+    REQUIRE(eof);
+    CHECK(*eof == 0);
+    auto ok3 = co_await pair.server.write_all("answer");
+    REQUIRE(ok3);
+    pair.server.close();
+    auto answer = co_await pair.client.read_exact(std::span(buf).first(6));
+    REQUIRE(answer);
+    CHECK(text(std::span(buf).first(*answer)) == "answer");
+  }());
+}
+
+TEST_CASE("a read with a deadline times out and the stream stays usable", "[io]") {
+  run_async([]() -> task<void> {
+    auto pair = co_await make_pair();
+    std::array<char, 16> buf;
+    const auto start = clock::now();
+    auto late = co_await with_timeout(50ms, pair.server.read_some(buf));
+    REQUIRE_FALSE(late);
+    CHECK(late.error() == std::errc::timed_out);
+    CHECK(clock::now() - start >= 45ms);
+    auto ok4 = co_await pair.client.write_all("after");
+    REQUIRE(ok4);
+    auto got = co_await with_timeout(5s, pair.server.read_exact(std::span(buf).first(5)));
+    REQUIRE(got);
+    CHECK(text(std::span(buf).first(5)) == "after");
+  }());
+}
+
+TEST_CASE("data that arrives is not lost to a timeout that expired with it", "[io]") {
+  run_async([]() -> task<void> {
+    auto pair = co_await make_pair();
+    std::array<char, 16> buf;
+    std::size_t received = 0;
+    for (int i = 0; i < 50; ++i) {
+      auto ok5 = co_await pair.client.write_all("x");
+      REQUIRE(ok5);
+      auto got = co_await with_timeout(1ms, pair.server.read_some(buf));
+      if (got) received += *got;
+    }
+    while (received < 50) {
+      auto got = co_await with_timeout(2s, pair.server.read_some(buf));
+      REQUIRE(got);
+      received += *got;
+    }
+    CHECK(received == 50);
+  }());
+}
+
+TEST_CASE("cancelling 10,000 tasks with reads in flight resumes each exactly once", "[io][cancel]") {
+  run_async([]() -> task<void> {
+    auto pair = co_await make_pair();
+    constexpr int count = 10'000;
+    int resumed = 0;
+    int cancelled = 0;
+    task_group readers;
+    for (int i = 0; i < count; ++i) {
+      readers.spawn([](stream& s, int& resumed, int& cancelled) -> task<void> {
+        std::array<char, 8> buf;
+        auto got = co_await s.read_some(buf);
+        ++resumed;
+        if (!got && got.error() == std::errc::operation_canceled) ++cancelled;
+      }(pair.server, resumed, cancelled));
+    }
+    co_await sleep_for(50ms);  // let every read reach the backend
+    CHECK(runtime::current().in_flight() == count);
+    readers.cancel();
+    co_await readers.join();
+    CHECK(resumed == count);
+    CHECK(cancelled == count);
+    CHECK(runtime::current().in_flight() == 0);
+  }());
+}
+
+TEST_CASE("an accept in flight is cancelled cleanly", "[io][cancel]") {
+  run_async([]() -> task<void> {
+    auto server = listener::bind(loopback_any_port()).value();
+    cancel_scope scope(co_await this_scope());
+    task_group waiting(&scope);
+    std::error_code error;
+    waiting.spawn([](listener& l, std::error_code& out) -> task<void> {
+      auto got = co_await l.accept();
+      if (!got) out = got.error();
+    }(server, error));
+    co_await sleep_for(10ms);
+    scope.cancel();
+    co_await waiting.join();
+    CHECK(error == std::errc::operation_canceled);
+  }());
+}
+
+TEST_CASE("UDP datagrams go back and forth whole, empty ones included", "[io][udp]") {
+  run_async([]() -> task<void> {
+    auto server = datagram_socket::bind(loopback_any_port()).value();
+    auto client = datagram_socket::bind(loopback_any_port()).value();
+    std::vector<std::byte> big(65'507, std::byte{7});
+    std::vector<std::byte> buf(70'000);
+    for (std::size_t size : {std::size_t{0}, std::size_t{1}, big.size()}) {
+      auto sent = co_await client.send_to(std::span(big).first(size), server.local());
+      REQUIRE(sent);
+      CHECK(*sent == size);
+      auto got = co_await with_timeout(2s, server.receive_from(buf));
+      REQUIRE(got);
+      CHECK(got->size == size);
+      CHECK_FALSE(got->truncated);
+      CHECK(got->from == client.local());
+    }
+  }());
+}
+
+TEST_CASE("a datagram larger than the buffer is reported truncated", "[io][udp]") {
+  run_async([]() -> task<void> {
+    auto server = datagram_socket::bind(loopback_any_port()).value();
+    auto client = datagram_socket::bind(loopback_any_port()).value();
+    std::vector<std::byte> payload(100, std::byte{1});
+    auto ok6 = co_await client.send_to(payload, server.local());
+    REQUIRE(ok6);
+    std::array<std::byte, 10> small;
+    auto got = co_await with_timeout(2s, server.receive_from(small));
+    REQUIRE(got);
+    CHECK(got->size == 10);
+    CHECK(got->truncated);
+  }());
+}
+
+TEST_CASE("a Unix-domain stream carries bytes and its path goes with the listener", "[io][unix]") {
+  testing::temp_dir dir;
+  const std::string path = dir.file("echo.sock");
+  run_async([](std::string path) -> task<void> {
+    {
+      auto server = listener::bind(endpoint::unix_path(path).value()).value();
+      CHECK(server.local().to_string() == "unix:" + path);
+      auto client = co_await connect(server.local());
+      REQUIRE(client);
+      auto accepted = co_await server.accept();
+      REQUIRE(accepted);
+      CHECK(accepted->peer().to_string() == "unix");
+      auto ok7 = co_await client->write_all("ping");
+      REQUIRE(ok7);
+      std::array<char, 4> buf;
+      auto ok8 = co_await accepted->read_exact(buf);
+      REQUIRE(ok8);
+      CHECK(text(buf) == "ping");
+      CHECK(::access(path.c_str(), F_OK) == 0);
+    }
+    CHECK(::access(path.c_str(), F_OK) != 0);
+  }(path));
+}
+
+TEST_CASE("a stale Unix socket file is replaced, a live one is not", "[io][unix]") {
+  testing::temp_dir dir;
+  const std::string path = dir.file("stale.sock");
+  {
+    // A socket file left behind by a process that died: bound, never unlinked.
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    const endpoint where = endpoint::unix_path(path).value();
+    REQUIRE(::bind(fd, where.native(), where.native_size()) == 0);
+    ::close(fd);
+  }
+  run_async([](std::string path) -> task<void> {
+    auto first = listener::bind(endpoint::unix_path(path).value());
+    REQUIRE(first);
+    auto second = listener::bind(endpoint::unix_path(path).value());
+    REQUIRE_FALSE(second);
+    CHECK(second.error() == std::errc::address_in_use);
+    co_return;
+  }(path));
+}
+
+TEST_CASE("IPv6 loopback works where the machine has it", "[io][ipv6]") {
+  auto v6 = endpoint::ip("::1", 0);
+  const int probe = ::socket(AF_INET6, SOCK_STREAM, 0);
+  const bool available = probe >= 0 && ::bind(probe, v6->native(), v6->native_size()) == 0;
+  if (probe >= 0) ::close(probe);
+  if (!available) return;
+  run_async([]() -> task<void> {
+    auto server = listener::bind(*endpoint::ip("::1", 0)).value();
+    CHECK(server.local().to_string().rfind("[::1]:", 0) == 0);
+    auto client = co_await connect("::1", server.local().port());
+    REQUIRE(client);
+    auto accepted = co_await server.accept();
+    REQUIRE(accepted);
+  }());
+}
+
+TEST_CASE("waiting for stdin-like descriptors works on pipes and regular files", "[io][poll]") {
+  run_async([]() -> task<void> {
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    auto late = co_await with_timeout(20ms, wait_ready(fds[0], POLLIN));
+    REQUIRE_FALSE(late);
+    CHECK(late.error() == std::errc::timed_out);
+    REQUIRE(::write(fds[1], "x", 1) == 1);
+    auto ready = co_await with_timeout(2s, wait_ready(fds[0], POLLIN));
+    REQUIRE(ready);
+    CHECK((*ready & POLLIN) != 0);
+    unique_fd reader(fds[0]);
+    unique_fd writer(fds[1]);
+    unique_fd file(::open("/proc/self/status", O_RDONLY));
+    auto file_ready = co_await with_timeout(2s, wait_ready(file.get(), POLLIN));
+    REQUIRE(file_ready);
+    unique_fd null(::open("/dev/null", O_RDONLY));
+    auto null_ready = co_await with_timeout(2s, wait_ready(null.get(), POLLIN));
+    REQUIRE(null_ready);
+  }());
+}

@@ -1,0 +1,111 @@
+#include <catch2/catch.hpp>
+
+#include <vector>
+
+#include <switchboard/runtime.hpp>
+#include <switchboard/time.hpp>
+
+using namespace switchboard;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct fake_timer : detail::timer_node {
+  int id = 0;
+};
+
+task<void> sleep_then_record(clock::duration delay, int id, std::vector<int>& order) {
+  co_await sleep_for(delay);
+  order.push_back(id);
+}
+
+task<std::vector<int>> sleepers_in_deadline_order() {
+  std::vector<int> order;
+  task_group sleepers;
+  sleepers.spawn(sleep_then_record(30ms, 3, order));
+  sleepers.spawn(sleep_then_record(10ms, 1, order));
+  sleepers.spawn(sleep_then_record(20ms, 2, order));
+  co_await sleepers.join();
+  co_return order;
+}
+
+task<std::error_code> sleep_in_cancelled_scope() {
+  cancel_scope scope(co_await this_scope());
+  scope.cancel();
+  co_return co_await in_scope(scope, [](void) -> task<std::error_code> {
+    co_return co_await sleep_for(10s);
+  }());
+}
+
+task<std::error_code> wait_with_deadline(event& never) {
+  co_return co_await with_timeout(20ms, never.wait());
+}
+
+task<bool> deadline_on_task_cancels_inner_sleep() {
+  auto slow = []() -> task<std::error_code> { co_return co_await sleep_for(10s); };
+  std::error_code inner = co_await with_timeout(20ms, slow());
+  co_return inner == std::errc::timed_out;
+}
+
+}  // namespace
+
+TEST_CASE("the timer heap yields deadlines in order on a fake clock", "[unit][timer]") {
+  detail::timer_heap heap;
+  const clock::time_point t0{};
+  std::vector<fake_timer> timers(8);
+  const int offsets[] = {50, 10, 70, 30, 20, 80, 60, 40};
+  for (int i = 0; i < 8; ++i) {
+    timers[i].id = offsets[i];
+    timers[i].when = t0 + std::chrono::milliseconds(offsets[i]);
+    heap.push(timers[i]);
+  }
+  heap.remove(timers[2]);  // 70 leaves before its time
+  CHECK_FALSE(timers[2].armed());
+  CHECK(heap.pop_expired(t0 + 5ms) == nullptr);
+  std::vector<int> fired;
+  while (auto* t = heap.pop_expired(t0 + 65ms)) fired.push_back(static_cast<fake_timer*>(t)->id);
+  CHECK(fired == std::vector<int>{10, 20, 30, 40, 50, 60});
+  CHECK(heap.size() == 1);
+  CHECK(static_cast<fake_timer*>(heap.top())->id == 80);
+}
+
+TEST_CASE("the timer heap survives removing every element in arbitrary order", "[unit][timer]") {
+  detail::timer_heap heap;
+  std::vector<fake_timer> timers(100);
+  for (int i = 0; i < 100; ++i) {
+    timers[i].when = clock::time_point{} + std::chrono::milliseconds((i * 37) % 101);
+    heap.push(timers[i]);
+  }
+  for (int i = 0; i < 100; i += 3) heap.remove(timers[i]);
+  clock::time_point last{};
+  std::size_t popped = 0;
+  while (auto* t = heap.pop_expired(clock::time_point::max())) {
+    CHECK(t->when >= last);
+    last = t->when;
+    ++popped;
+  }
+  CHECK(popped == 100 - 34);
+}
+
+TEST_CASE("sleeping tasks wake in deadline order, not start order", "[unit][timer]") {
+  runtime rt;
+  CHECK(rt.run(sleepers_in_deadline_order()) == std::vector<int>{1, 2, 3});
+}
+
+TEST_CASE("a sleep in a cancelled scope ends at once with operation_canceled", "[unit][timer]") {
+  runtime rt;
+  const auto start = clock::now();
+  CHECK(rt.run(sleep_in_cancelled_scope()) == std::errc::operation_canceled);
+  CHECK(clock::now() - start < 1s);
+}
+
+TEST_CASE("a wait with a deadline ends with timed_out", "[unit][timer]") {
+  runtime rt;
+  event never;
+  CHECK(rt.run(wait_with_deadline(never)) == std::errc::timed_out);
+}
+
+TEST_CASE("a deadline on a task cancels the operation inside it", "[unit][timer]") {
+  runtime rt;
+  CHECK(rt.run(deadline_on_task_cancels_inner_sleep()));
+}
