@@ -134,6 +134,22 @@ task<void> exit_on_second_signal(signal_set& signals, server_state& server) {
   }
 }
 
+// Waits for SIGINT or SIGTERM, printing statistics on each SIGUSR1 meanwhile.
+task<void> wait_for_stop(signal_set& signals, server_state& server, std::string_view what) {
+  for (;;) {
+    auto sig = co_await signals.next();
+    if (!sig) {
+      log("{}: waiting for signals: {}", server.service, sig.error().message());
+      co_return;
+    }
+    if (*sig != SIGUSR1) {
+      log("{}: {}: {}", server.service, ::strsignal(*sig), what);
+      co_return;
+    }
+    print_stats(server);
+  }
+}
+
 }  // namespace
 
 connection::connection(stream s, server_state& server) : stream_(std::move(s)), server_(server) {}
@@ -219,20 +235,7 @@ task<int> serve_stream(server_state& server, session_fn session) {
                     fmt::format("{} accept loop on {}", server.service, l.local()));
   }
 
-  for (;;) {
-    auto sig = co_await signals.next();
-    if (!sig) {
-      log("{}: waiting for signals: {}", server.service, sig.error().message());
-      break;
-    }
-    if (*sig != SIGUSR1) {
-      log("{}: {}: no longer accepting; draining {} connections for up to {} ms", server.service,
-          ::strsignal(*sig), server.stats.open, server.options.limit.drain_timeout.count());
-      break;
-    }
-    print_stats(server);
-  }
-
+  co_await wait_for_stop(signals, server, "no longer accepting; draining connections");
   acceptors.cancel();
   co_await acceptors.join();
   listeners.clear();  // closes the sockets and removes a Unix path
@@ -247,6 +250,36 @@ task<int> serve_stream(server_state& server, session_fn session) {
   }
   watchers.cancel();
   co_await watchers.join();
+  print_stats(server);
+  co_return 0;
+}
+
+task<int> serve_datagram(server_state& server, datagram_fn serve) {
+  auto addresses = listen_endpoints(server.options);
+  if (!addresses) {
+    log("{}: cannot listen on {}: {}", server.service, server.options.host,
+        addresses.error().message());
+    co_return 1;
+  }
+  std::vector<datagram_socket> sockets;
+  for (const endpoint& where : *addresses) {
+    auto bound = datagram_socket::bind(where);
+    if (!bound) {
+      log("{}: bind {}: {}", server.service, where, bound.error().message());
+      co_return 1;
+    }
+    sockets.push_back(std::move(*bound));
+  }
+  signal_set signals{SIGINT, SIGTERM, SIGUSR1};
+  for (const datagram_socket& s : sockets) print_listening(s.local(), "udp");
+
+  task_group workers;
+  for (datagram_socket& s : sockets) {
+    workers.spawn(serve(s, server), fmt::format("{} on {}", server.service, s.local()));
+  }
+  co_await wait_for_stop(signals, server, "stopping");
+  workers.cancel();
+  co_await workers.join();
   print_stats(server);
   co_return 0;
 }

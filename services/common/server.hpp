@@ -113,6 +113,9 @@ class connection {
 
 using session_fn = std::function<task<void>(connection&)>;
 
+// What a datagram service runs for each of its bound sockets until stopped.
+using datagram_fn = std::function<task<void>(datagram_socket&, server_state&)>;
+
 // Runs a stream service until SIGINT/SIGTERM: binds every address of
 // --host (or --unix), prints one "listening on" line per socket, runs
 // `session` for each client, prints statistics on SIGUSR1; on the first
@@ -120,6 +123,11 @@ using session_fn = std::function<task<void>(connection&)>;
 // cancels what is left; a second one exits at once with 128 + its number.
 // Returns the process exit status.
 task<int> serve_stream(server_state& server, session_fn session);
+
+// Runs a datagram service the same way: one "listening on ... (udp, ...)"
+// line per socket, `serve` per socket, SIGUSR1 statistics, and on
+// SIGINT/SIGTERM cancellation and exit 0.
+task<int> serve_datagram(server_state& server, datagram_fn serve);
 
 // The addresses a server binds for its options: --unix, else every
 // address of --host.
