@@ -12,10 +12,16 @@
 // when it must not block.
 #include "switchboard_config.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include <fmt/core.h>
@@ -57,7 +63,13 @@ class uring_backend final : public backend {
     fail(EINVAL);
   }
 
-  ~uring_backend() override { io_uring_queue_exit(&ring_); }
+  ~uring_backend() override {
+    io_uring_queue_exit(&ring_);
+    for (auto [read_end, write_end] : spare_pipes_) {
+      ::close(read_end);
+      ::close(write_end);
+    }
+  }
 
   backend_kind kind() const noexcept override { return backend_kind::uring; }
 
@@ -156,12 +168,74 @@ class uring_backend final : public backend {
         io_uring_prep_poll_add(sqe, op.fd, static_cast<unsigned>(op.poll_events));
         break;
       case op_code::sendfile:
+        prepare_splice(sqe, op);
+        break;
       case op_code::wait:
-        io_uring_prep_nop(sqe);  // not reached: the loop never submits these here
+        io_uring_prep_nop(sqe);  // not reached: the loop never submits waits here
         break;
     }
     op.backend_stage = 0;
     io_uring_sqe_set_data(sqe, &op);
+  }
+
+  // io_uring has no sendfile: the bytes go file -> pipe -> socket, one splice
+  // at a time (each runs in io-wq, where the blocking file read is fine).
+  void prepare_splice(io_uring_sqe* sqe, operation& op) {
+    if (op.pipe_fds[0] < 0) take_pipe(op);
+    if (op.in_pipe == 0) {
+      const std::size_t chunk = std::min(op.size - op.done, pipe_capacity_);
+      io_uring_prep_splice(sqe, op.source_fd, op.offset, op.pipe_fds[1], -1,
+                           static_cast<unsigned>(chunk), SPLICE_F_MOVE);
+    } else {
+      io_uring_prep_splice(sqe, op.pipe_fds[0], -1, op.fd, -1, static_cast<unsigned>(op.in_pipe),
+                           SPLICE_F_MOVE);
+    }
+  }
+
+  void take_pipe(operation& op) {
+    if (!spare_pipes_.empty()) {
+      std::tie(op.pipe_fds[0], op.pipe_fds[1]) = spare_pipes_.back();
+      spare_pipes_.pop_back();
+      return;
+    }
+    if (::pipe2(op.pipe_fds, O_CLOEXEC) != 0) return;  // the splice then fails with EBADF
+    // A larger pipe means fewer splices per file (1 MiB is the default maximum).
+    const int size = ::fcntl(op.pipe_fds[1], F_SETPIPE_SZ, 1 << 20);
+    if (size > 0) pipe_capacity_ = std::max(pipe_capacity_, static_cast<std::size_t>(size));
+  }
+
+  // A pipe that may still hold bytes (a cancelled transfer) is closed, not reused.
+  void release_pipe(operation& op) {
+    if (op.pipe_fds[0] < 0) return;
+    if (op.in_pipe == 0 && !op.cancel_errno && spare_pipes_.size() < 16) {
+      spare_pipes_.emplace_back(op.pipe_fds[0], op.pipe_fds[1]);
+    } else {
+      ::close(op.pipe_fds[0]);
+      ::close(op.pipe_fds[1]);
+    }
+    op.pipe_fds[0] = op.pipe_fds[1] = -1;
+  }
+
+  // One splice of a sendfile finished: the next one, or the end.
+  void finish_splice(operation& op, int res) {
+    const bool into_pipe = op.in_pipe == 0;
+    if (res < 0) {
+      complete(op, res);
+    } else if (into_pipe && res == 0) {
+      complete(op, static_cast<int>(op.done));  // the file ended early
+    } else if (into_pipe) {
+      op.offset += res;
+      op.in_pipe = static_cast<std::size_t>(res);
+      prepare(op);
+    } else {
+      op.in_pipe -= static_cast<std::size_t>(res);
+      op.done += static_cast<std::size_t>(res);
+      if (op.done == op.size && op.in_pipe == 0) {
+        complete(op, static_cast<int>(op.done));
+      } else {
+        prepare(op);
+      }
+    }
   }
 
   // Waits for the readiness `op` needs before its SQE is tried again.
@@ -209,6 +283,7 @@ class uring_backend final : public backend {
   }
 
   void complete(operation& op, int res) {
+    if (op.code == op_code::sendfile) release_pipe(op);
     operation** link = &in_flight_by_fd_[op.fd];
     while (*link != &op) link = &(*link)->next_waiter;
     *link = op.next_waiter;
@@ -247,6 +322,10 @@ class uring_backend final : public backend {
       }
       if (res == -EISCONN && op.connect_started) res = 0;
     }
+    if (op.code == op_code::sendfile) {
+      finish_splice(op, res);
+      return;
+    }
     if (op.transfer_all && res > 0) {
       op.done += static_cast<std::size_t>(res);
       if (op.done < op.size) {
@@ -264,6 +343,8 @@ class uring_backend final : public backend {
   io_uring ring_{};
   unsigned flags_ = 0;
   std::vector<operation*> in_flight_by_fd_;
+  std::vector<std::pair<int, int>> spare_pipes_;
+  std::size_t pipe_capacity_ = 64 * 1024;
 };
 
 }  // namespace

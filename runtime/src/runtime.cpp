@@ -54,7 +54,9 @@ bool start(operation& op, std::coroutine_handle<> waiter, cancel_scope* scope) {
     res = -scope->cancel_errno();
   } else if (op.code == op_code::wait) {
     res = (op.owner && static_cast<event*>(op.owner)->is_set()) ? 0 : -EAGAIN;
-  } else if ((op.code == op_code::recv || op.code == op_code::send) && op.size == 0) {
+  } else if ((op.code == op_code::recv || op.code == op_code::send ||
+              op.code == op_code::sendfile) &&
+             op.size == 0) {
     res = 0;  // a zero-length transfer completes at once on every backend
   } else {
     res = loop.io->try_now(op);

@@ -164,6 +164,20 @@ class stream {
   detail::transfer_operation write_all(std::string_view text) noexcept {
     return detail::make_transfer(detail::op_code::send, fd_.get(), std::span(text), true);
   }
+  // Sends `count` bytes of the regular file `file_fd` from `offset` without
+  // copying them through user space (sendfile; splice on io_uring): the
+  // bytes sent, fewer only when the file ended first.
+  detail::transfer_operation send_file(int file_fd, std::int64_t offset, std::size_t count) noexcept {
+    detail::transfer_operation op;
+    op.code = detail::op_code::sendfile;
+    op.fd = fd_.get();
+    op.source_fd = file_fd;
+    op.offset = offset;
+    op.size = count;
+    op.transfer_all = true;
+    return op;
+  }
+
   // Waits until reading would not block (data, EOF or an error is there).
   detail::poll_operation wait_readable() noexcept { return wait_ready(fd_.get(), POLLIN); }
 

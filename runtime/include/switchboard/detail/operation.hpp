@@ -67,6 +67,8 @@ struct operation : ready_node, timer_node {
   short poll_events = 0;
   int source_fd = -1;         // sendfile
   std::int64_t offset = 0;    // sendfile: position in source_fd
+  int pipe_fds[2] = {-1, -1}; // sendfile on io_uring: the pipe the bytes pass through
+  std::size_t in_pipe = 0;    // ... and how many of them are in it now
   void* data = nullptr;
   std::size_t size = 0;
   std::size_t done = 0;       // bytes moved so far when transfer_all is set
