@@ -29,6 +29,7 @@ struct limits {
   milliseconds request_timeout = std::chrono::seconds(10);
   milliseconds send_timeout = std::chrono::seconds(30);
   milliseconds drain_timeout = std::chrono::seconds(10);
+  double udp_rate = 200;  // datagram services: replies per second to one source
 };
 
 struct server_options {
