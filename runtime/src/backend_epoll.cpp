@@ -74,6 +74,7 @@ class epoll_backend final : public backend {
     for (int i = 0; i < n; ++i) {
       const std::uint32_t ev = events_[i].events;
       const int fd = events_[i].data.fd;
+      if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) table_.hung_up(fd);
       if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) table_.ready(fd, direction::read);
       if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) table_.ready(fd, direction::write);
     }

@@ -9,7 +9,7 @@ int readiness_table::attempt_with_hint(entry& e, operation& op) {
   const int res = attempt(op);
   if (res == -EAGAIN) {
     e.may_be_ready[dir] = false;
-  } else if (op.code == op_code::recv && !op.transfer_all && res > 0 &&
+  } else if (op.code == op_code::recv && !op.transfer_all && !e.hung_up && res > 0 &&
              static_cast<std::size_t>(res) < op.size) {
     e.may_be_ready[dir] = false;
   }

@@ -5,7 +5,9 @@
 // cleared when a syscall answered EAGAIN or a stream read came back short
 // (the socket was drained at that instant) and set again when the backend
 // reports the fd ready. That is safe under edge-triggered epoll because any
-// data arriving after the clearing raises a new edge.
+// data arriving after the clearing raises a new edge. A FIN, though, may sit
+// behind the data a short read returned while its edge was already reported:
+// once the backend has seen a hang-up on the fd, reads are always tried.
 #pragma once
 
 #include <vector>
@@ -20,6 +22,7 @@ class readiness_table {
     operation* head[2] = {nullptr, nullptr};  // indexed by direction
     operation* tail[2] = {nullptr, nullptr};
     bool may_be_ready[2] = {true, true};
+    bool hung_up = false;       // the peer closed or reset: EOF or an error is pending
     bool registered = false;    // epoll: added to the interest list
     bool always_ready = false;  // epoll refused it (regular file, /dev/null): never waits
   };
@@ -44,6 +47,8 @@ class readiness_table {
   // `fd` is ready in `dir`: retries the parked ops in order, completing each
   // that finishes, until one would block.
   void ready(int fd, direction dir);
+  // The backend saw the peer hang up (EPOLLRDHUP, EPOLLHUP or EPOLLERR).
+  void hung_up(int fd) { at(fd).hung_up = true; }
   // Completes whatever is parked on `fd` with -EBADF and resets its state.
   void forget(int fd) noexcept;
 

@@ -44,8 +44,8 @@ void on_deadline(timer_node& timer) {
 loop_state* current_loop() noexcept { return this_thread_loop; }
 
 bool start(operation& op, std::coroutine_handle<> waiter, cancel_scope* scope) {
+  assert(this_thread_loop && "an operation started outside runtime::run");
   loop_state& loop = *this_thread_loop;
-  assert(&loop && "an operation started outside runtime::run");
   op.waiter = waiter;
   op.cancel_errno = 0;
 

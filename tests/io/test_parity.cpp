@@ -70,6 +70,29 @@ TEST_CASE("a read after the peer closes returns 0 bytes (EOF)", "[io]") {
   }());
 }
 
+TEST_CASE("EOF right behind data is seen after a short read", "[io]") {
+  run_async([]() -> task<void> {
+    auto pair = co_await make_pair();
+    task_group writer;
+    // Data and FIN both arrive while the server's read is parked: one
+    // readiness report covers both, and the read returns only the data.
+    writer.spawn([](stream& s) -> task<void> {
+      co_await sleep_for(20ms);
+      auto sent = co_await s.write_all("abc");
+      REQUIRE(sent);
+      s.close();
+    }(pair.client));
+    std::array<char, 64> buf;
+    auto data = co_await pair.server.read_some(buf);
+    REQUIRE(data);
+    CHECK(*data == 3);
+    auto eof = co_await with_timeout(2s, pair.server.read_some(buf));
+    REQUIRE(eof);
+    CHECK(*eof == 0);
+    co_await writer.join();
+  }());
+}
+
 TEST_CASE("zero-length reads and writes complete at once with 0", "[io]") {
   run_async([]() -> task<void> {
     auto pair = co_await make_pair();
