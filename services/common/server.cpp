@@ -71,8 +71,7 @@ task<void> run_session(server_state& server, const session_fn& session, stream c
 }
 
 task<void> accept_loop(listener& l, server_state& server, const session_fn& session,
-                       task_group& connections) {
-  spare_descriptor spare;
+                       task_group& connections, spare_descriptor& spare) {
   log_limiter emfile_log, limit_log;
   auto backoff = 1ms;
   const std::size_t max_connections = server.options.limit.max_connections;
@@ -226,12 +225,13 @@ task<int> serve_stream(server_state& server, session_fn session) {
   // Signals are taken over before the first "listening" line, so that a
   // script that stops the server as soon as it reads that line is honoured.
   signal_set signals{SIGINT, SIGTERM, SIGUSR1};
+  spare_descriptor spare;
   for (const listener& l : listeners) print_listening(l.local(), "tcp");
 
   task_group acceptors;
   task_group connections;
   for (listener& l : listeners) {
-    acceptors.spawn(accept_loop(l, server, session, connections),
+    acceptors.spawn(accept_loop(l, server, session, connections, spare),
                     fmt::format("{} accept loop on {}", server.service, l.local()));
   }
 

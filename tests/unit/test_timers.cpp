@@ -109,3 +109,25 @@ TEST_CASE("a deadline on a task cancels the operation inside it", "[unit][timer]
   runtime rt;
   CHECK(rt.run(deadline_on_task_cancels_inner_sleep()));
 }
+
+namespace {
+task<int> join_from_cancelled_scope() {
+  cancel_scope* outer = co_await this_scope();
+  int finished = 0;
+  task_group members(outer);
+  members.spawn([](int& done) -> task<void> {
+    // Cancelled with the group: the sleep ends early, the task still runs on.
+    (void)co_await sleep_for(10s);
+    co_await sleep_for(0s);
+    ++done;
+  }(finished));
+  outer->cancel();
+  co_await members.join();
+  co_return finished;
+}
+}  // namespace
+
+TEST_CASE("joining a group from a cancelled task still waits for its members", "[unit][cancel]") {
+  runtime rt;
+  CHECK(rt.run(join_from_cancelled_scope()) == 1);
+}

@@ -83,6 +83,13 @@ class event {
   bool is_set() const noexcept { return set_; }
 
   struct wait_operation : detail::awaitable_operation<wait_operation> {
+    // A shielded wait ignores its task's cancellation; only its own deadline ends it early.
+    bool shielded = false;
+
+    template <class Promise>
+    bool await_suspend(std::coroutine_handle<Promise> h) {
+      return detail::start(*this, h, shielded ? nullptr : detail::scope_of(h));
+    }
     // Empty when the event was set; operation_canceled or timed_out otherwise.
     std::error_code await_resume() const noexcept {
       return res < 0 ? errno_code(-res) : std::error_code{};
@@ -125,8 +132,15 @@ class task_group {
   // Cancels every member task (and those spawned later, until reset_cancel()).
   void cancel(std::errc why = std::errc::operation_canceled) noexcept { scope_.cancel(why); }
 
-  // Waits until the group is empty.
-  event::wait_operation join() noexcept { return empty_.wait(); }
+  // Waits until the group is empty, even when the waiting task is cancelled
+  // (its members are cancelled with it when the group has it as parent):
+  // a group must not end while a member still runs. A deadline on the join
+  // (with_timeout) still ends the wait.
+  event::wait_operation join() noexcept {
+    event::wait_operation op = empty_.wait();
+    op.shielded = true;
+    return op;
+  }
 
   // The runtime's hook for tasks that end with an exception.
   void report(const std::string& name, std::exception_ptr error) const noexcept;
