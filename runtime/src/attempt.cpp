@@ -49,6 +49,24 @@ int attempt_connect(operation& op) {
   }
 }
 
+// Borrows a chunk only for the syscall and keeps it only when bytes came.
+int receive_into_pool(operation& op) {
+  buffer_pool& pool = current_loop()->buffers;
+  const std::uint16_t id = pool.acquire();
+  if (id == buffer_pool::no_chunk) return -ENOBUFS;
+  for (;;) {
+    const ssize_t n = ::recv(op.fd, pool.data(id), buffer_pool::chunk_size, op.flags);
+    if (n > 0) {
+      op.buffer_id = id;
+      return static_cast<int>(n);
+    }
+    if (n < 0 && errno == EINTR) continue;
+    pool.release(id);
+    if (n == 0) return 0;
+    return would_block(errno) ? -EAGAIN : -errno;
+  }
+}
+
 }  // namespace
 
 int attempt(operation& op) noexcept {
@@ -62,6 +80,7 @@ int attempt(operation& op) noexcept {
         return would_block(errno) ? -EAGAIN : -errno;
       }
     case op_code::recv:
+      if (op.runtime_buffer) return receive_into_pool(op);
       return transfer(op, [&](std::size_t done, std::size_t n) {
         return ::recv(op.fd, static_cast<char*>(op.data) + done, n, op.flags);
       });

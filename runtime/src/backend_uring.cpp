@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <tuple>
@@ -36,6 +37,11 @@ namespace {
 
 constexpr unsigned submission_entries = 4096;
 constexpr unsigned completion_entries = 4 * submission_entries;
+
+// The provided buffer ring for receive(): 1024 chunks of 16 KiB (16 MiB of
+// address space; pages become resident only once the kernel writes them).
+constexpr std::uint16_t buffer_ring_entries = 1024;
+constexpr std::uint16_t buffer_group = 0;
 
 // Low bit of user_data: the CQE belongs to a poll_add that an operation
 // waits on after its own SQE answered -EAGAIN (operations are aligned, so
@@ -56,6 +62,7 @@ class uring_backend final : public backend {
       const int res = io_uring_queue_init_params(submission_entries, &ring_, &params);
       if (res == 0) {
         flags_ = flags;
+        setup_buffer_ring();
         return;
       }
       if (res != -EINVAL) fail(-res);
@@ -65,6 +72,7 @@ class uring_backend final : public backend {
 
   ~uring_backend() override {
     io_uring_queue_exit(&ring_);
+    std::free(buffer_ring_);
     for (auto [read_end, write_end] : spare_pipes_) {
       ::close(read_end);
       ::close(write_end);
@@ -88,6 +96,7 @@ class uring_backend final : public backend {
   }
 
   void wait(std::optional<std::chrono::nanoseconds> timeout) override {
+    recycle_buffers();
     int res;
     if (timeout && timeout->count() == 0) {
       res = io_uring_submit_and_get_events(&ring_);
@@ -142,6 +151,11 @@ class uring_backend final : public backend {
   }
 
   void prepare(operation& op) {
+    // Without a buffer ring, receive() waits for readiness and reads itself.
+    if (op.runtime_buffer && !buffer_ring_) {
+      prepare_poll(op);
+      return;
+    }
     io_uring_sqe* sqe = next_sqe();
     char* data = static_cast<char*>(op.data);
     switch (op.code) {
@@ -150,7 +164,11 @@ class uring_backend final : public backend {
                              SOCK_NONBLOCK | SOCK_CLOEXEC);
         break;
       case op_code::recv:
-        io_uring_prep_recv(sqe, op.fd, data + op.done, op.size - op.done, op.flags);
+        if (op.runtime_buffer) {
+          prepare_receive(sqe, op);
+        } else {
+          io_uring_prep_recv(sqe, op.fd, data + op.done, op.size - op.done, op.flags);
+        }
         break;
       case op_code::send:
         io_uring_prep_send(sqe, op.fd, data + op.done, op.size - op.done, op.flags | MSG_NOSIGNAL);
@@ -176,6 +194,75 @@ class uring_backend final : public backend {
     }
     op.backend_stage = 0;
     io_uring_sqe_set_data(sqe, &op);
+  }
+
+  // The kernel picks a chunk from the provided buffer ring only when data
+  // arrives, so a recv waiting on an idle connection holds no memory.
+  void setup_buffer_ring() {
+    const std::size_t bytes = buffer_ring_entries * sizeof(io_uring_buf);
+    void* memory = nullptr;
+    if (::posix_memalign(&memory, 4096, bytes) != 0) return;
+    std::memset(memory, 0, bytes);
+    io_uring_buf_reg reg{};
+    reg.ring_addr = reinterpret_cast<std::uintptr_t>(memory);
+    reg.ring_entries = buffer_ring_entries;
+    reg.bgid = buffer_group;
+    // Kernels before 5.19 have no buffer rings: receive() then polls and reads.
+    if (io_uring_register_buf_ring(&ring_, &reg, 0) != 0) {
+      std::free(memory);
+      return;
+    }
+    buffer_ring_ = static_cast<io_uring_buf_ring*>(memory);
+    io_uring_buf_ring_init(buffer_ring_);
+    const std::uint16_t first = loop_.buffers.reserve(buffer_ring_entries);
+    for (std::uint16_t i = 0; i < buffer_ring_entries; ++i) {
+      give_to_kernel(static_cast<std::uint16_t>(first + i), i);
+    }
+    io_uring_buf_ring_advance(buffer_ring_, buffer_ring_entries);
+  }
+
+  void give_to_kernel(std::uint16_t id, unsigned offset) {
+    io_uring_buf_ring_add(buffer_ring_, loop_.buffers.data(id), buffer_pool::chunk_size, id,
+                          io_uring_buf_ring_mask(buffer_ring_entries), static_cast<int>(offset));
+  }
+
+  // Chunks the program released go back into the ring; operations that found
+  // it empty are tried again.
+  void recycle_buffers() {
+    if (!buffer_ring_) return;
+    std::vector<std::uint16_t>& released = loop_.buffers.released();
+    if (released.empty()) return;
+    unsigned offset = 0;
+    for (std::uint16_t id : released) give_to_kernel(id, offset++);
+    io_uring_buf_ring_advance(buffer_ring_, static_cast<int>(offset));
+    released.clear();
+    std::vector<operation*> retry;
+    retry.swap(starved_);
+    for (operation* op : retry) prepare(*op);
+  }
+
+  void prepare_receive(io_uring_sqe* sqe, operation& op) {
+    io_uring_prep_recv(sqe, op.fd, nullptr, buffer_pool::chunk_size, op.flags);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = buffer_group;
+  }
+
+  // A CQE that used a chunk: the operation keeps it when bytes came.
+  void take_buffer(operation& op, int res, unsigned id) {
+    if (res > 0) {
+      op.buffer_id = static_cast<std::uint16_t>(id);
+    } else {
+      loop_.buffers.release(static_cast<std::uint16_t>(id));
+    }
+  }
+
+  void receive_after_poll(operation& op) {
+    const int res = attempt(op);
+    if (res == -EAGAIN) {
+      prepare_poll(op);
+    } else {
+      complete(op, res);
+    }
   }
 
   // io_uring has no sendfile: the bytes go file -> pipe -> socket, one splice
@@ -252,6 +339,7 @@ class uring_backend final : public backend {
     struct completion {
       std::uint64_t tag;
       int res;
+      unsigned flags;
     };
     std::array<completion, 256> batch;
     for (;;) {
@@ -259,7 +347,7 @@ class uring_backend final : public backend {
       unsigned count = 0;
       io_uring_cqe* cqe;
       io_uring_for_each_cqe(&ring_, head, cqe) {
-        batch[count++] = {cqe->user_data, cqe->res};
+        batch[count++] = {cqe->user_data, cqe->res, cqe->flags};
         if (count == batch.size()) break;
       }
       if (count == 0) return;
@@ -268,6 +356,9 @@ class uring_backend final : public backend {
         const std::uint64_t tag = batch[i].tag;
         if (tag == 0) continue;
         auto& op = *reinterpret_cast<operation*>(tag & ~std::uint64_t{poll_stage});
+        if (batch[i].flags & IORING_CQE_F_BUFFER) {
+          take_buffer(op, batch[i].res, batch[i].flags >> IORING_CQE_BUFFER_SHIFT);
+        }
         finish(op, (tag & poll_stage) != 0, batch[i].res);
       }
     }
@@ -301,9 +392,15 @@ class uring_backend final : public backend {
     if (from_poll) {
       if (res < 0) {
         complete(op, res);
+      } else if (op.runtime_buffer && !buffer_ring_) {
+        receive_after_poll(op);
       } else {
         prepare(op);
       }
+      return;
+    }
+    if (res == -ENOBUFS && op.runtime_buffer) {
+      starved_.push_back(&op);  // the ring ran dry: again once chunks come back
       return;
     }
     // Sockets are non-blocking for the readiness backends' sake; an SQE on
@@ -344,6 +441,8 @@ class uring_backend final : public backend {
   unsigned flags_ = 0;
   std::vector<operation*> in_flight_by_fd_;
   std::vector<std::pair<int, int>> spare_pipes_;
+  io_uring_buf_ring* buffer_ring_ = nullptr;
+  std::vector<operation*> starved_;
   std::size_t pipe_capacity_ = 64 * 1024;
 };
 

@@ -161,6 +161,12 @@ result<void> stream::shutdown_write() noexcept {
   return {};
 }
 
+result<buffer> detail::receive_operation::await_resume() noexcept {
+  if (res < 0) return errno_code(-res);
+  if (res == 0) return buffer();
+  return buffer(&current_loop()->buffers, buffer_id, static_cast<std::size_t>(res));
+}
+
 // listener ------------------------------------------------------------------
 
 listener::listener(listener&& other) noexcept

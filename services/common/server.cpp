@@ -168,6 +168,11 @@ counted<detail::transfer_operation> connection::read_some(std::span<std::byte> b
           &server_.stats.bytes_in, &server_.stats.timed_out};
 }
 
+counted<detail::receive_operation> connection::receive() {
+  return {with_optional_deadline(read_deadline(), stream_.receive()), &server_.stats.bytes_in,
+          &server_.stats.timed_out};
+}
+
 counted<detail::transfer_operation> connection::read_exact(std::span<std::byte> buf) {
   return {with_optional_deadline(read_deadline(), stream_.read_exact(buf)),
           &server_.stats.bytes_in, &server_.stats.timed_out};

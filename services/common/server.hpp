@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include <switchboard/buffer.hpp>
 #include <switchboard/net.hpp>
 #include <switchboard/runtime.hpp>
 #include <switchboard/task.hpp>
@@ -55,6 +56,9 @@ struct server_state {
   server_stats stats;
 };
 
+inline std::size_t byte_count(std::size_t moved) noexcept { return moved; }
+inline std::size_t byte_count(const buffer& received) noexcept { return received.size(); }
+
 // An awaitable operation that adds the bytes it moved, or its timeout, to
 // the server's counters.
 template <class Op>
@@ -71,7 +75,7 @@ struct counted {
   auto await_resume() noexcept {
     auto moved = op.await_resume();
     if (moved) {
-      *bytes += *moved;
+      *bytes += byte_count(*moved);
     } else if (moved.error() == std::errc::timed_out) {
       ++*timeouts;
     }
@@ -90,6 +94,8 @@ class connection {
   connection& operator=(const connection&) = delete;
 
   counted<detail::transfer_operation> read_some(std::span<std::byte> buf);
+  // Reads into a runtime-owned buffer lent only once data is there.
+  counted<detail::receive_operation> receive();
   counted<detail::transfer_operation> read_exact(std::span<std::byte> buf);
   counted<detail::transfer_operation> write_all(std::span<const std::byte> bytes);
   counted<detail::transfer_operation> write_all(std::string_view text) {

@@ -16,10 +16,6 @@
 namespace switchboard::services::echo {
 namespace {
 
-// The per-connection buffer: the bound on what one client can make the
-// server hold, since the next read waits for the previous write.
-constexpr std::size_t buffer_size = 16 * 1024;
-
 // Sends `bytes` while the caller reads the echo: a client that first wrote
 // a large payload and only then read would deadlock against a server whose
 // writes block once the client's receive buffer fills.
@@ -124,12 +120,14 @@ void fill_pattern(std::span<std::byte> bytes, std::size_t conn, std::size_t inde
   }
 }
 
+// The runtime lends a buffer only while bytes are in it, so an idle client
+// costs no buffer; and since the next read waits for the write, one busy
+// client holds one buffer at most.
 task<void> session(connection& conn) {
-  std::array<std::byte, buffer_size> buf;
   for (;;) {
-    auto n = co_await conn.read_some(buf);
-    if (!n || *n == 0) co_return;  // EOF, reset or idle timeout: close
-    if (auto sent = co_await conn.write_all(std::span(buf).first(*n)); !sent) co_return;
+    auto chunk = co_await conn.receive();
+    if (!chunk || chunk->empty()) co_return;  // EOF, reset or idle timeout: close
+    if (auto sent = co_await conn.write_all(chunk->bytes()); !sent) co_return;
   }
 }
 

@@ -394,3 +394,67 @@ TEST_CASE("send_file streams a file range without copying, and stops at its end"
     CHECK(received == content.substr(offset));
   }(path, content));
 }
+
+TEST_CASE("receive lends a runtime buffer once data arrives, and EOF is empty", "[io][receive]") {
+  run_async([]() -> task<void> {
+    auto pair = co_await make_pair();
+    // More round trips than the io_uring ring has chunks: chunks must come back.
+    for (int i = 0; i < 3000; ++i) {
+      const std::string message = "message " + std::to_string(i);
+      auto sent = co_await pair.client.write_all(message);
+      REQUIRE(sent);
+      std::string got;
+      while (got.size() < message.size()) {
+        auto chunk = co_await with_timeout(2s, pair.server.receive());
+        REQUIRE(chunk);
+        REQUIRE_FALSE(chunk->empty());
+        got.append(reinterpret_cast<const char*>(chunk->bytes().data()), chunk->size());
+      }
+      REQUIRE(got == message);
+    }
+    pair.client.close();
+    auto eof = co_await with_timeout(2s, pair.server.receive());
+    REQUIRE(eof);
+    CHECK(eof->empty());
+  }());
+}
+
+TEST_CASE("receives that outnumber the buffers wait for one to come back", "[io][receive]") {
+  run_async([]() -> task<void> {
+    auto server = listener::bind(loopback_any_port()).value();
+    constexpr int count = 1100;  // more than the io_uring ring's 1024 chunks
+    std::vector<stream> clients;
+    std::vector<stream> accepted;
+    for (int i = 0; i < count; ++i) {
+      auto c = co_await connect(server.local());
+      REQUIRE(c);
+      auto a = co_await server.accept();
+      REQUIRE(a);
+      clients.push_back(std::move(*c));
+      accepted.push_back(std::move(*a));
+    }
+    std::vector<buffer> held;
+    int received = 0;
+    task_group receivers;
+    for (stream& s : accepted) {
+      receivers.spawn([](stream& s, std::vector<buffer>& held, int& received) -> task<void> {
+        auto chunk = co_await s.receive();
+        REQUIRE(chunk);
+        REQUIRE(chunk->size() == 1);
+        ++received;
+        held.push_back(std::move(*chunk));
+      }(s, held, received));
+    }
+    for (stream& c : clients) {
+      auto sent = co_await c.write_all("x");
+      REQUIRE(sent);
+    }
+    // Everyone gets a byte once the held buffers are given back.
+    while (received < count) {
+      co_await sleep_for(20ms);
+      held.clear();
+    }
+    co_await receivers.join();
+    CHECK(received == count);
+  }());
+}

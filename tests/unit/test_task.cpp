@@ -35,7 +35,8 @@ task<int> count_set_event_waits(int count) {
   ready.set();
   int waited = 0;
   for (int i = 0; i < count; ++i) {
-    if (!co_await ready.wait()) ++waited;
+    const std::error_code error = co_await ready.wait();
+    if (!error) ++waited;
   }
   co_return waited;
 }

@@ -30,6 +30,7 @@
 
 #include <fmt/format.h>
 
+#include "switchboard/buffer.hpp"
 #include "switchboard/detail/operation.hpp"
 #include "switchboard/result.hpp"
 #include "switchboard/task.hpp"
@@ -104,6 +105,11 @@ struct transfer_operation : awaitable_operation<transfer_operation> {
   result<std::size_t> await_resume() const noexcept { return from_syscall(res); }
 };
 
+// recv into a runtime-owned chunk: the bytes (empty at EOF), or the error.
+struct receive_operation : awaitable_operation<receive_operation> {
+  result<buffer> await_resume() noexcept;
+};
+
 // Readiness: the poll(2) revents, or the error.
 struct poll_operation : awaitable_operation<poll_operation> {
   result<short> await_resume() const noexcept { return from_syscall<short>(res); }
@@ -145,6 +151,16 @@ class stream {
   }
   detail::transfer_operation read_some(std::span<char> buf) noexcept {
     return detail::make_transfer(detail::op_code::recv, fd_.get(), buf, false);
+  }
+  // Reads what is there into a buffer the runtime lends only once data has
+  // arrived (see buffer.hpp): an idle connection holds no buffer.
+  detail::receive_operation receive() noexcept {
+    detail::receive_operation op;
+    op.code = detail::op_code::recv;
+    op.fd = fd_.get();
+    op.runtime_buffer = true;
+    op.size = detail::buffer_pool::chunk_size;
+    return op;
   }
   // Fills `buf`; fewer bytes only when EOF came first.
   detail::transfer_operation read_exact(std::span<std::byte> buf) noexcept {

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <vector>
 
+#include "switchboard/buffer.hpp"
 #include "switchboard/detail/operation.hpp"
 
 namespace switchboard::detail {
@@ -77,6 +78,7 @@ class timer_heap {
 struct loop_state {
   ready_queue ready;
   timer_heap timers;
+  buffer_pool buffers;
   backend* io = nullptr;
   // Backend operations started and not yet completed.
   std::size_t in_flight = 0;

@@ -58,8 +58,10 @@ struct operation : ready_node, timer_node {
   bool has_deadline = false;  // timer_node::when is this operation's deadline
   bool transfer_all = false;  // recv/send/sendfile: finish partial transfers
   bool connect_started = false;
+  bool runtime_buffer = false;  // recv into a chunk of the loop's buffer_pool (data is null)
   bool in_flight = false;     // handed to the backend, completion still owed
   std::uint8_t backend_stage = 0;  // the backend's own progress marker
+  std::uint16_t buffer_id = 0xffff;  // runtime_buffer: the chunk that holds the bytes
   int cancel_errno = 0;       // ECANCELED or ETIMEDOUT once cancellation was asked for
   int fd = -1;
   int res = 0;                // >= 0, or -errno, like a CQE's res
