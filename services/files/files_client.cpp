@@ -55,13 +55,15 @@ task<result<std::uint64_t>> receive_into(stream& conn, int out, std::uint64_t at
   std::vector<std::byte> buf(256 * 1024);
   std::uint64_t total = 0;
   for (;;) {
-    auto n = co_await conn.read_some(buf);
+    // read_exact comes back short only at EOF. (A read_some that drained the
+    // socket can miss an EOF that arrived with the last bytes on epoll.)
+    auto n = co_await conn.read_exact(buf);
     if (!n) co_return n.error();
-    if (*n == 0) co_return total;
     if (auto written = write_at(out, std::span(buf).first(*n), at + total); !written) {
       co_return written.error();
     }
     total += *n;
+    if (*n < buf.size()) co_return total;
   }
 }
 
