@@ -44,6 +44,13 @@ void write_file(const std::string& path, std::string_view content) {
   std::ofstream(path, std::ios::binary).write(content.data(), static_cast<std::streamsize>(content.size()));
 }
 
+// Writes pattern(size, seed) to `path` and returns it.
+std::string write_pattern(const std::string& path, std::size_t size, unsigned seed = 1) {
+  std::string content = pattern(size, seed);
+  write_file(path, content);
+  return content;
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::ostringstream all;
@@ -209,8 +216,7 @@ struct lossy_relay {
 TEST_CASE("files-client downloads the whole file, then the rest of it from an offset",
           "[io][files]") {
   temp_dir dir;
-  const std::string content = pattern(300'000);
-  write_file(dir.file("source.bin"), content);
+  const std::string content = write_pattern(dir.file("source.bin"), 300'000);
   files_server server({"--file", dir.file("source.bin")});
 
   auto whole = server.client({"--output", dir.file("whole.bin")});
@@ -230,8 +236,7 @@ TEST_CASE("files-client downloads the whole file, then the rest of it from an of
 TEST_CASE("the seed client's exact bytes get the file, in one segment or byte by byte",
           "[io][files]") {
   temp_dir dir;
-  const std::string content = pattern(100'000, 2);
-  write_file(dir.file("source_file.txt"), content);
+  const std::string content = write_pattern(dir.file("source_file.txt"), 100'000, 2);
   files_server server({"--file", dir.file("source_file.txt")});
   {
     raw_client raw(server.port);
@@ -266,8 +271,7 @@ TEST_CASE("the seed client's exact bytes get the file, in one segment or byte by
 TEST_CASE("a 12 MiB file arrives byte-identical by the seed's protocol and by name",
           "[io][files]") {
   temp_dir dir;
-  const std::string content = pattern(12 * 1024 * 1024 + 7, 3);
-  write_file(dir.file("big.bin"), content);
+  const std::string content = write_pattern(dir.file("big.bin"), 12 * 1024 * 1024 + 7, 3);
   files_server server({"--file", dir.file("big.bin"), "--root", dir.path()});
   auto seed = server.client({"--output", dir.file("seed.bin")});
   CHECK(seed.status == 0);
@@ -302,8 +306,7 @@ TEST_CASE("64-bit offsets reach the last bytes of a sparse 5 GiB file", "[io][fi
 TEST_CASE("bad seed requests get a closed connection without data, and the server goes on",
           "[io][files]") {
   temp_dir dir;
-  const std::string content = pattern(1000, 4);
-  write_file(dir.file("source.bin"), content);
+  const std::string content = write_pattern(dir.file("source.bin"), 1000, 4);
   files_server server({"--file", dir.file("source.bin")});
   struct bad_request {
     const char* what;
@@ -358,8 +361,7 @@ TEST_CASE("named requests never reach outside --root, through symlinks, FIFOs or
   REQUIRE(::mkdir(root.c_str(), 0755) == 0);
   REQUIRE(::mkdir((root + "/sub").c_str(), 0755) == 0);
   write_file(dir.file("secret.txt"), "outside the root");
-  const std::string content = pattern(50'000, 5);
-  write_file(root + "/ok.bin", content);
+  const std::string content = write_pattern(root + "/ok.bin", 50'000, 5);
   write_file(root + "/sub/inner.bin", "beneath");
   REQUIRE(::symlink(dir.file("secret.txt").c_str(), (root + "/escape").c_str()) == 0);
   REQUIRE(::mkfifo((root + "/fifo").c_str(), 0644) == 0);
@@ -418,8 +420,7 @@ TEST_CASE("named requests never reach outside --root, through symlinks, FIFOs or
 TEST_CASE("a named download cut at a random byte resumes to a verified, identical file",
           "[io][files]") {
   temp_dir dir;
-  const std::string content = pattern(3 * 1024 * 1024 + 11, 6);
-  write_file(dir.file("data.bin"), content);
+  const std::string content = write_pattern(dir.file("data.bin"), 3 * 1024 * 1024 + 11, 6);
   files_server server({"--root", dir.path()});
   const std::size_t cut = random_cut(content.size());
   INFO("cut after " << cut << " bytes");
@@ -446,8 +447,7 @@ TEST_CASE("a named download cut at a random byte resumes to a verified, identica
 
 TEST_CASE("a seed download cut at a random byte resumes with command 2", "[io][files]") {
   temp_dir dir;
-  const std::string content = pattern(2 * 1024 * 1024 + 3, 7);
-  write_file(dir.file("source_file.txt"), content);
+  const std::string content = write_pattern(dir.file("source_file.txt"), 2 * 1024 * 1024 + 3, 7);
   files_server server({"--file", dir.file("source_file.txt")});
   const std::size_t cut = random_cut(content.size());
   INFO("cut after " << cut << " bytes");
@@ -467,10 +467,8 @@ TEST_CASE("a seed download cut at a random byte resumes with command 2", "[io][f
 TEST_CASE("a UDP download through a relay that loses and reorders 10% is byte-identical",
           "[io][files][udp]") {
   temp_dir dir;
-  const std::string content = pattern(1024 * 1024 + 5, 8);
-  const std::string named = pattern(300'000, 9);
-  write_file(dir.file("source.bin"), content);
-  write_file(dir.file("named.bin"), named);
+  const std::string content = write_pattern(dir.file("source.bin"), 1024 * 1024 + 5, 8);
+  const std::string named = write_pattern(dir.file("named.bin"), 300'000, 9);
   files_server server({"--udp", "--file", dir.file("source.bin"), "--root", dir.path()});
   lossy_relay relay(server.port, "0.1", "0.1");
 
@@ -498,8 +496,7 @@ TEST_CASE("a UDP download through a relay that loses and reorders 10% is byte-id
 
 TEST_CASE("an interrupted UDP download resumes from the size of its file", "[io][files][udp]") {
   temp_dir dir;
-  const std::string content = pattern(6 * 1024 * 1024 + 1, 10);
-  write_file(dir.file("source.bin"), content);
+  const std::string content = write_pattern(dir.file("source.bin"), 6 * 1024 * 1024 + 1, 10);
   files_server server({"--udp", "--file", dir.file("source.bin")});
   lossy_relay relay(server.port, "0.1", "0.1");
   const std::string out = dir.file("out.bin");
