@@ -65,7 +65,11 @@ task<void> seed_session(connection& conn, server_context& context, std::byte fir
       // request of its own from its first byte.
       conn.end_request();
       auto n = co_await conn.read_some(std::span(buf).subspan(have, 1));
-      if (!n || *n == 0) co_return;
+      if (!n || *n == 0) {
+        log("files: {}: request cut short after the command: {}", conn.peer(),
+            n ? "the client closed" : n.error().message());
+        co_return;
+      }
       conn.begin_request();
       ++have;
     } else {

@@ -268,6 +268,34 @@ TEST_CASE("the seed client's exact bytes get the file, in one segment or byte by
   server.stop();
 }
 
+TEST_CASE("the wait between command and offset is idle time; a dribbled offset times out",
+          "[io][files]") {
+  temp_dir dir;
+  const std::string content = write_pattern(dir.file("source.bin"), 10'000, 11);
+  files_server server({"--file", dir.file("source.bin"), "--request-timeout", "0.5"});
+  const std::string request = seed_offset_request('1', 10);
+  {
+    // The seed's user types the offset after the command went out, slower
+    // than a request may take.
+    raw_client raw(server.port);
+    raw.send(request.substr(0, 2));
+    std::this_thread::sleep_for(1s);
+    raw.send(request.substr(2));
+    CHECK(raw.receive() == content.substr(10));
+  }
+  {
+    // Once the offset's first byte is in, the rest must follow in time.
+    raw_client raw(server.port);
+    raw.send(request.substr(0, 3));
+    const auto start = std::chrono::steady_clock::now();
+    CHECK(raw.receive().empty());
+    CHECK(raw.closed);
+    CHECK(std::chrono::steady_clock::now() - start < 3s);
+    CHECK(server.process.wait_for_line("timed out", 2s));
+  }
+  REQUIRE(server.alive());
+}
+
 TEST_CASE("a 12 MiB file arrives byte-identical by the seed's protocol and by name",
           "[io][files]") {
   temp_dir dir;
