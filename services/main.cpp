@@ -5,7 +5,9 @@
 #include "backends_command.hpp"
 #include "common/cli.hpp"
 #include "echo/echo.hpp"
+#include "files/files.hpp"
 #include "tour/tour.hpp"
+#include "udp_relay/udp_relay.hpp"
 
 int main(int argc, char** argv) {
   using namespace switchboard::services;
@@ -20,6 +22,8 @@ int main(int argc, char** argv) {
   command_list commands;
   add_backends_command(app, commands);
   echo::add_commands(app, commands);
+  files::add_commands(app, commands);
+  udp_relay::add_command(app, commands);
   tour::add_command(app, commands);
 
   try {

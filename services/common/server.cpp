@@ -184,8 +184,25 @@ counted<detail::transfer_operation> connection::write_all(std::span<const std::b
           &server_.stats.bytes_out, &server_.stats.timed_out};
 }
 
+counted<detail::transfer_operation> connection::send_file(int file_fd, std::int64_t offset,
+                                                          std::size_t count) {
+  return {with_optional_deadline(deadline_after(server_.options.limit.send_timeout),
+                                 stream_.send_file(file_fd, offset, count)),
+          &server_.stats.bytes_out, &server_.stats.timed_out};
+}
+
 void connection::begin_request() {
   if (!request_deadline_) request_deadline_ = deadline_after(server_.options.limit.request_timeout);
+}
+
+namespace {
+task<void> join(task_group& group) { co_await group.join(); }
+}  // namespace
+
+task<void> cancel_and_join(task_group& group) {
+  group.cancel();
+  cancel_scope shielded;  // a root scope: the caller's cancellation does not reach it
+  co_await in_scope(shielded, join(group));
 }
 
 result<std::vector<endpoint>> listen_endpoints(const server_options& options) {

@@ -101,6 +101,9 @@ class connection {
   counted<detail::transfer_operation> write_all(std::string_view text) {
     return write_all(std::as_bytes(std::span(text)));
   }
+  // Sends `count` bytes of the regular file `file_fd` from `offset` without
+  // copying them (stream::send_file), under the send timeout.
+  counted<detail::transfer_operation> send_file(int file_fd, std::int64_t offset, std::size_t count);
 
   // A request began (its first byte arrived): it must be complete within the
   // request timeout, however slowly the bytes drip in.
@@ -135,6 +138,11 @@ task<int> serve_stream(server_state& server, session_fn session);
 // line per socket, `serve` per socket, SIGUSR1 statistics, and on
 // SIGINT/SIGTERM cancellation and exit 0.
 task<int> serve_datagram(server_state& server, datagram_fn serve);
+
+// Cancels `group` and waits until its tasks have ended, even when the
+// caller's own scope is cancelled already (as a datagram service's is when
+// it stops), where a plain join() would return at once.
+task<void> cancel_and_join(task_group& group);
 
 // The addresses a server binds for its options: --unix, else every
 // address of --host.

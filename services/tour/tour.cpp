@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <string>
 #include <vector>
@@ -32,9 +34,16 @@ struct server_process {
   child_process process;
   std::uint16_t port;
 
-  server_process(const std::string& service, const std::string& backend)
-      : process({this_program(), service, "--port", "0", "--backend", backend}),
-        port(process.wait_listening()) {}
+  server_process(const std::string& service, const std::string& backend,
+                 std::vector<std::string> extra = {})
+      : process(argv_for(service, backend, std::move(extra))), port(process.wait_listening()) {}
+
+  static std::vector<std::string> argv_for(const std::string& service, const std::string& backend,
+                                           std::vector<std::string> extra) {
+    std::vector<std::string> argv{this_program(), service, "--port", "0", "--backend", backend};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return argv;
+  }
 
   command_result client(const std::string& name, std::vector<std::string> args) const {
     std::vector<std::string> argv{this_program(), name, "--port", std::to_string(port), "--timeout", "10"};
@@ -90,6 +99,49 @@ outcome lunch_steps(const std::string& backend) {
   return server.stop();
 }
 
+// A file for the files steps to serve: 1 MiB and a bit, different at every offset.
+std::string write_tour_file(const temp_dir& dir) {
+  std::string bytes(1024 * 1024 + 123, '\0');
+  for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 7 + i / 251);
+  std::ofstream(dir.file("tour.bin"), std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  return bytes;
+}
+
+bool same_content(const std::string& path, const std::string& expected) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {}) == expected;
+}
+
+// The seed's protocol, then the named extension (verified by SHA-256).
+outcome files_steps(const std::string& backend) {
+  temp_dir dir;
+  const std::string content = write_tour_file(dir);
+  server_process server("files", backend, {"--file", dir.file("tour.bin"), "--root", dir.path()});
+  if (server.port == 0) return {false, "server did not start"};
+  if (outcome o = from_client(server.client("files-client", {"--output", dir.file("seed.out")})); !o.ok) {
+    return o;
+  }
+  if (!same_content(dir.file("seed.out"), content)) return {false, "the seed download differs"};
+  if (outcome o = from_client(server.client(
+          "files-client", {"--output", dir.file("named.out"), "--name", "tour.bin"}));
+      !o.ok) {
+    return o;
+  }
+  return server.stop();
+}
+
+outcome files_udp_steps(const std::string& backend) {
+  temp_dir dir;
+  write_tour_file(dir);
+  server_process server("files", backend, {"--udp", "--file", dir.file("tour.bin")});
+  if (server.port == 0) return {false, "server did not start"};
+  if (outcome o = from_client(server.client("files-client", {"--udp", "--output", dir.file("udp.out")}));
+      !o.ok) {
+    return o;
+  }
+  return server.stop();
+}
+
 struct step {
   std::string name;
   std::function<outcome(const std::string&)> run;
@@ -102,6 +154,8 @@ int run() {
   const std::vector<step> steps{
       {"echo", echo_steps},
       {"echo: silent client first (seed 001)", lunch_steps},
+      {"files: seed protocol, then by name", files_steps},
+      {"files over UDP (verified)", files_udp_steps},
   };
   std::map<std::string, std::string> unavailable;
   for (const std::string& backend : backends) {
