@@ -195,16 +195,6 @@ void connection::begin_request() {
   if (!request_deadline_) request_deadline_ = deadline_after(server_.options.limit.request_timeout);
 }
 
-namespace {
-task<void> join(task_group& group) { co_await group.join(); }
-}  // namespace
-
-task<void> cancel_and_join(task_group& group) {
-  group.cancel();
-  cancel_scope shielded;  // a root scope: the caller's cancellation does not reach it
-  co_await in_scope(shielded, join(group));
-}
-
 result<std::vector<endpoint>> listen_endpoints(const server_options& options) {
   if (!options.unix_path.empty()) {
     auto where = endpoint::unix_path(options.unix_path);

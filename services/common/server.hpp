@@ -139,11 +139,6 @@ task<int> serve_stream(server_state& server, session_fn session);
 // SIGINT/SIGTERM cancellation and exit 0.
 task<int> serve_datagram(server_state& server, datagram_fn serve);
 
-// Cancels `group` and waits until its tasks have ended, even when the
-// caller's own scope is cancelled already (as a datagram service's is when
-// it stops), where a plain join() would return at once.
-task<void> cancel_and_join(task_group& group);
-
 // The addresses a server binds for its options: --unix, else every
 // address of --host.
 result<std::vector<endpoint>> listen_endpoints(const server_options& options);

@@ -390,7 +390,8 @@ task<void> serve_udp(datagram_socket& socket, server_state& server, server_conte
     if (got->truncated) continue;
     co_await handler.handle(std::span(buf).first(got->size), got->from);
   }
-  co_await cancel_and_join(hashers);
+  hashers.cancel();
+  co_await hashers.join();
 }
 
 task<std::optional<udp_download_result>> udp_download(const client_options& options, int out,

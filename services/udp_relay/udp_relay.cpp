@@ -125,7 +125,8 @@ task<void> relay_datagrams(datagram_socket& front, server_state& server,
       co_await forward(relay, link->upstream, std::span(buf).first(got->size), relay.target);
     }
   }
-  co_await cancel_and_join(relay.tasks);
+  relay.tasks.cancel();
+  co_await relay.tasks.join();
   log("udp-relay: forwarded {}, dropped {}, held back {} datagrams for {} clients",
       relay.forwarded, relay.dropped, relay.reordered, relay.clients.size());
 }
