@@ -5,6 +5,7 @@
 #include "backends_command.hpp"
 #include "common/cli.hpp"
 #include "echo/echo.hpp"
+#include "guess/guess.hpp"
 #include "tour/tour.hpp"
 
 int main(int argc, char** argv) {
@@ -20,6 +21,7 @@ int main(int argc, char** argv) {
   command_list commands;
   add_backends_command(app, commands);
   echo::add_commands(app, commands);
+  guess::add_commands(app, commands);
   tour::add_command(app, commands);
 
   try {
