@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -398,7 +399,7 @@ void add_commands(CLI::App& app, command_list& commands) {
   serve_cmd->add_flag("--udp", settings->udp, "play over UDP: a datagram per guess and per reply")
       ->excludes("--unix");
   serve_cmd->add_option("--max", settings->games.max, "the secret is from 1 to N")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(std::uint64_t{1}, std::numeric_limits<std::uint64_t>::max()))
       ->capture_default_str();
   serve_cmd->add_option("--seed", settings->seed,
                         "seed for repeatable secrets (default: std::random_device)");
@@ -406,11 +407,11 @@ void add_commands(CLI::App& app, command_list& commands) {
               "UDP: seconds without a guess before a game is dropped (0: never)");
   serve_cmd->add_option("--max-games", settings->games.max_games,
                         "UDP: games kept at once; more are refused")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100'000'000}))
       ->capture_default_str();
   serve_cmd->add_option("--max-games-per-host", settings->games.max_games_per_host,
                         "UDP: games in progress from one IP address; more are refused")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100'000'000}))
       ->capture_default_str();
   commands.push_back({serve_cmd, [server, settings] {
                         return run_on_backend(server->options.backend,

@@ -32,9 +32,16 @@ struct server_process {
   child_process process;
   std::uint16_t port;
 
-  server_process(const std::string& service, const std::string& backend)
-      : process({this_program(), service, "--port", "0", "--backend", backend}),
-        port(process.wait_listening()) {}
+  server_process(const std::string& service, const std::string& backend,
+                 std::vector<std::string> extra = {})
+      : process(server_args(service, backend, std::move(extra))), port(process.wait_listening()) {}
+
+  static std::vector<std::string> server_args(const std::string& service, const std::string& backend,
+                                              std::vector<std::string> extra) {
+    std::vector<std::string> argv{this_program(), service, "--port", "0", "--backend", backend};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return argv;
+  }
 
   command_result client(const std::string& name, std::vector<std::string> args) const {
     std::vector<std::string> argv{this_program(), name, "--port", std::to_string(port), "--timeout", "10"};
@@ -90,6 +97,16 @@ outcome lunch_steps(const std::string& backend) {
   return server.stop();
 }
 
+// A whole game played by guess-client's binary search, over TCP or UDP.
+outcome guess_steps(const std::string& backend, const std::vector<std::string>& transport) {
+  server_process server("guess", backend, transport);
+  if (server.port == 0) return {false, "server did not start: " + server.process.err()};
+  std::vector<std::string> args = transport;
+  args.push_back("--auto");
+  if (outcome o = from_client(server.client("guess-client", args)); !o.ok) return o;
+  return server.stop();
+}
+
 struct step {
   std::string name;
   std::function<outcome(const std::string&)> run;
@@ -102,6 +119,8 @@ int run() {
   const std::vector<step> steps{
       {"echo", echo_steps},
       {"echo: silent client first (seed 001)", lunch_steps},
+      {"guess", [](const std::string& backend) { return guess_steps(backend, {}); }},
+      {"guess over UDP", [](const std::string& backend) { return guess_steps(backend, {"--udp"}); }},
   };
   std::map<std::string, std::string> unavailable;
   for (const std::string& backend : backends) {
