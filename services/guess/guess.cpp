@@ -237,13 +237,26 @@ task<void> play_one_game(const client_options& options, std::size_t index, tally
   if (print) say(fmt::format("won in {} tries", *tries));
 }
 
+task<void> join(task_group& group) { co_await group.join(); }
+
+// Waits until every task of `group` has ended, also once the caller's scope
+// was cancelled (the --timeout of run_client): join() in a cancelled scope
+// returns at once, and a group must not go away with tasks in flight. Its
+// tasks were cancelled along with the caller, so they end soon.
+task<void> join_even_if_cancelled(task_group& group) {
+  if (auto interrupted = co_await group.join(); !interrupted) co_return;
+  group.cancel();
+  cancel_scope shield;
+  co_await in_scope(shield, join(group));
+}
+
 task<int> play_by_itself(const client_options& options) {
   tally results;
   task_group games(co_await this_scope());
   for (std::size_t i = 0; i < options.games; ++i) {
     games.spawn(play_one_game(options, i, results), fmt::format("guess-client game #{}", i));
   }
-  co_await games.join();
+  co_await join_even_if_cancelled(games);
   if (results.failed > 0) {
     log("guess-client: {} of {} games failed", results.failed, options.games);
     co_return exit_failure;

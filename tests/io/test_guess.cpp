@@ -187,6 +187,8 @@ class udp_player {
     return *reply;
   }
 
+  int fd() const { return fd_; }
+
  private:
   int fd_;
   sockaddr_in server_;
@@ -548,6 +550,23 @@ TEST_CASE("guess-client resends a guess whose reply was lost and drops the late 
   CHECK(client.out() ==
         "guess a number from 1 to 100\n> 50\nlower\n> 25\nhigher\n> 37\ncorrect after 3 tries\nwon in 3 tries\n");
   CHECK(received == 8);  // greeting and three guesses, each sent twice
+}
+
+TEST_CASE("guess-client gives up with status 1 when no server answers", "[io][guess][udp]") {
+  // A socket that takes the datagrams and never answers.
+  udp_player silent(0);
+  sockaddr_in addr{};
+  socklen_t size = sizeof addr;
+  REQUIRE(::getsockname(silent.fd(), reinterpret_cast<sockaddr*>(&addr), &size) == 0);
+  for (const char* games : {"1", "20"}) {
+    auto result = run_command({program(), "guess-client", "--udp", "--auto", "--games", games,
+                               "--port", std::to_string(ntohs(addr.sin_port)), "--timeout", "0.5",
+                               "--try-timeout", "0.1", "--backend", backend_name()},
+                              20s);
+    INFO(result.err);
+    CHECK(result.status == 1);
+    CHECK(result.err.find("timed out") != std::string::npos);
+  }
 }
 
 TEST_CASE("UDP games stay bounded under 2,000 sources and the server's memory stays flat",
