@@ -6,6 +6,7 @@
 #include "common/cli.hpp"
 #include "echo/echo.hpp"
 #include "files/files.hpp"
+#include "guess/guess.hpp"
 #include "tour/tour.hpp"
 #include "udp_relay/udp_relay.hpp"
 
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
   echo::add_commands(app, commands);
   files::add_commands(app, commands);
   udp_relay::add_command(app, commands);
+  guess::add_commands(app, commands);
   tour::add_command(app, commands);
 
   try {

@@ -13,16 +13,6 @@
 namespace switchboard::services {
 namespace {
 
-// A duration option given in (fractional) seconds.
-void add_seconds(CLI::App& cmd, const std::string& name, milliseconds& target,
-                 const std::string& description) {
-  cmd.add_option_function<double>(
-         name, [&target](double seconds) { target = milliseconds(std::llround(seconds * 1000)); },
-         description)
-      ->check(CLI::NonNegativeNumber)
-      ->default_str(fmt::format("{}", static_cast<double>(target.count()) / 1000));
-}
-
 void add_endpoint_options(CLI::App& cmd, std::string& host, std::uint16_t& port,
                           std::string& unix_path, std::uint16_t default_port) {
   port = default_port;
@@ -35,6 +25,16 @@ void add_endpoint_options(CLI::App& cmd, std::string& host, std::uint16_t& port,
 }
 
 }  // namespace
+
+CLI::Option* add_seconds(CLI::App& cmd, const std::string& name, milliseconds& target,
+                         const std::string& description) {
+  return cmd
+      .add_option_function<double>(
+          name, [&target](double seconds) { target = milliseconds(std::llround(seconds * 1000)); },
+          description)
+      ->check(CLI::NonNegativeNumber)
+      ->default_str(fmt::format("{}", static_cast<double>(target.count()) / 1000));
+}
 
 void add_backend_option(CLI::App& cmd, std::string& backend) {
   cmd.add_option("-b,--backend", backend, "select, epoll, uring (or io_uring), or auto")

@@ -31,6 +31,11 @@ struct command {
 };
 using command_list = std::vector<command>;
 
+// A duration option given in (fractional, non-negative) seconds, its
+// current value shown as the default.
+CLI::Option* add_seconds(CLI::App& cmd, const std::string& name, milliseconds& target,
+                         const std::string& description);
+
 // --backend select|epoll|uring|io_uring|auto.
 void add_backend_option(CLI::App& cmd, std::string& backend);
 

@@ -12,7 +12,7 @@ constexpr std::uint16_t lowest_client_port = 1024;
 datagram_guard::datagram_guard(settings limits)
     : limits_(limits), total_{limits.total_rate, clock::now()} {}
 
-std::size_t datagram_guard::endpoint_hash::operator()(const endpoint& ep) const noexcept {
+std::size_t endpoint_hash::operator()(const endpoint& ep) const noexcept {
   return std::hash<std::string_view>{}(
       std::string_view(reinterpret_cast<const char*>(ep.native()), ep.native_size()));
 }

@@ -18,6 +18,11 @@
 
 namespace switchboard::services {
 
+// Hashes an endpoint (address and port) for the tables datagram servers keep per source.
+struct endpoint_hash {
+  std::size_t operator()(const endpoint& ep) const noexcept;
+};
+
 class datagram_guard {
  public:
   struct settings {
@@ -39,9 +44,6 @@ class datagram_guard {
   struct bucket {
     double tokens;
     clock::time_point refilled;
-  };
-  struct endpoint_hash {
-    std::size_t operator()(const endpoint& ep) const noexcept;
   };
   bool take(bucket& b, double rate, double burst, clock::time_point now) const;
   void forget_idle(clock::time_point now);

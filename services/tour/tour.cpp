@@ -142,6 +142,16 @@ outcome files_udp_steps(const std::string& backend) {
   return server.stop();
 }
 
+// A whole game played by guess-client's binary search, over TCP or UDP.
+outcome guess_steps(const std::string& backend, const std::vector<std::string>& transport) {
+  server_process server("guess", backend, transport);
+  if (server.port == 0) return {false, "server did not start: " + server.process.err()};
+  std::vector<std::string> args = transport;
+  args.push_back("--auto");
+  if (outcome o = from_client(server.client("guess-client", args)); !o.ok) return o;
+  return server.stop();
+}
+
 struct step {
   std::string name;
   std::function<outcome(const std::string&)> run;
@@ -156,6 +166,8 @@ int run() {
       {"echo: silent client first (seed 001)", lunch_steps},
       {"files: seed protocol, then by name", files_steps},
       {"files over UDP (verified)", files_udp_steps},
+      {"guess", [](const std::string& backend) { return guess_steps(backend, {}); }},
+      {"guess over UDP", [](const std::string& backend) { return guess_steps(backend, {"--udp"}); }},
   };
   std::map<std::string, std::string> unavailable;
   for (const std::string& backend : backends) {
