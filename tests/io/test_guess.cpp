@@ -604,7 +604,7 @@ TEST_CASE("UDP games stay bounded under 2,000 sources and the server's memory st
   // table without a cap would add twice as much again.
   const std::size_t rss_after = rss_kib(pid);
   INFO("RSS " << rss_before << " KiB before, " << rss_after << " KiB after");
-  CHECK(rss_after < rss_before + 1024);
+  if (rss_is_meaningful) CHECK(rss_after < rss_before + 1024);
   server.process.signal(SIGUSR1);
   auto stats = server.process.wait_for_line("stats:");
   REQUIRE(stats);
