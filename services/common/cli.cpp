@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <csignal>
+#include <memory>
 
 #include <switchboard/runtime.hpp>
 #include <switchboard/time.hpp>
@@ -133,6 +134,36 @@ int run_client(const client_options& options, std::string_view name,
   const auto timeout = std::chrono::duration_cast<clock::duration>(
       std::chrono::duration<double>(options.timeout_seconds));
   return run_on_backend(options.backend, [&] { return timed_client(timeout, name, body); });
+}
+
+CLI::App* add_server_command(CLI::App& app, command_list& commands, const std::string& name,
+                             const std::string& description, std::uint16_t default_port,
+                             std::function<task<int>(server_state&)> serve) {
+  struct named_server {
+    std::string name;
+    server_state state;
+  };
+  auto server = std::make_shared<named_server>();
+  server->name = name;
+  server->state.service = server->name;
+  CLI::App* cmd = app.add_subcommand(name, description);
+  add_server_options(*cmd, server->state.options, default_port);
+  commands.push_back({cmd, [server, serve = std::move(serve)] {
+                        return run_on_backend(server->state.options.backend,
+                                              [&] { return serve(server->state); });
+                      }});
+  return cmd;
+}
+
+CLI::App* add_client_command(CLI::App& app, command_list& commands, const std::string& name,
+                             const std::string& description, client_options& options,
+                             std::uint16_t default_port, std::function<task<int>()> body) {
+  CLI::App* cmd = app.add_subcommand(name, description);
+  add_client_options(*cmd, options, default_port);
+  commands.push_back({cmd, [&options, name, body = std::move(body)] {
+                        return run_client(options, name, body);
+                      }});
+  return cmd;
 }
 
 }  // namespace switchboard::services

@@ -69,4 +69,18 @@ int run_on_backend(const std::string& backend, const std::function<task<int>()>&
 int run_client(const client_options& options, std::string_view name,
                const std::function<task<int>()>& body);
 
+// Registers server subcommand `name` with the common server options; when
+// picked, `serve` runs on the chosen backend with the server's state.
+// Returns the subcommand, for the service's own options.
+CLI::App* add_server_command(CLI::App& app, command_list& commands, const std::string& name,
+                             const std::string& description, std::uint16_t default_port,
+                             std::function<task<int>(server_state&)> serve);
+
+// Registers client subcommand `name` with the common client options (into
+// `options`, which `body` must keep alive); when picked, `body` runs under
+// --timeout. Returns the subcommand, for the client's own options.
+CLI::App* add_client_command(CLI::App& app, command_list& commands, const std::string& name,
+                             const std::string& description, client_options& options,
+                             std::uint16_t default_port, std::function<task<int>()> body);
+
 }  // namespace switchboard::services

@@ -109,6 +109,8 @@ class connection {
   // request timeout, however slowly the bytes drip in.
   void begin_request();
   void end_request() { request_deadline_.reset(); }
+  // When the request under way must be complete; nothing when none began or it has no limit.
+  std::optional<clock::time_point> request_deadline() const noexcept { return request_deadline_; }
 
   const endpoint& peer() const noexcept { return stream_.peer(); }
   stream& raw() noexcept { return stream_; }
