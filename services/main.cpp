@@ -2,12 +2,15 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include "ack/ack.hpp"
 #include "backends_command.hpp"
 #include "common/cli.hpp"
+#include "daytime/daytime.hpp"
 #include "echo/echo.hpp"
 #include "files/files.hpp"
 #include "guess/guess.hpp"
 #include "tour/tour.hpp"
+#include "udp_echo/udp_echo.hpp"
 #include "udp_relay/udp_relay.hpp"
 
 int main(int argc, char** argv) {
@@ -26,6 +29,9 @@ int main(int argc, char** argv) {
   files::add_commands(app, commands);
   udp_relay::add_command(app, commands);
   guess::add_commands(app, commands);
+  ack::add_commands(app, commands);
+  udp_echo::add_commands(app, commands);
+  daytime::add_commands(app, commands);
   tour::add_command(app, commands);
 
   try {

@@ -1,0 +1,106 @@
+#include "ack.hpp"
+
+#include <array>
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string_view>
+
+#include <switchboard/net.hpp>
+#include <switchboard/time.hpp>
+
+#include "../common/log.hpp"
+#include "protocol.hpp"
+
+namespace switchboard::services::ack {
+namespace {
+
+// The longest reply the client takes from a server (ours sends 18 bytes).
+constexpr std::size_t max_reply_length = 4096;
+
+std::string_view as_text(std::span<const std::byte> bytes) {
+  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+}
+
+}  // namespace
+
+task<void> session(connection& conn) {
+  std::array<std::byte, max_message_length> buf;
+  std::size_t filled = 0;
+  bool ended = false;
+  std::optional<std::size_t> end;
+  while (!(end = message_end(as_text(std::span(buf).first(filled)), ended))) {
+    if (filled > 0) {
+      // A message without an end of its own ends when the client pauses;
+      // the request timeout still bounds one that drips in slower than that.
+      const auto lull_over = clock::now() + lull;
+      const auto limit = conn.request_deadline();
+      const bool cut_off = limit && *limit < lull_over;
+      auto ready = co_await with_deadline(cut_off ? *limit : lull_over, conn.raw().wait_readable());
+      if (!ready) {
+        if (ready.error() != std::errc::timed_out) co_return;
+        if (!cut_off) break;
+        ++conn.server().stats.timed_out;
+        co_return;
+      }
+    }
+    auto got = co_await conn.read_some(std::span(buf).subspan(filled));
+    if (!got) co_return;  // reset, or the idle or request timeout: close
+    if (*got == 0) {
+      ended = true;
+    } else {
+      conn.begin_request();
+      filled += *got;
+    }
+  }
+  const std::string_view message = as_text(std::span(buf).first(end ? *end : filled));
+  const std::string peer = conn.peer().is_unix() ? "unix" : conn.peer().to_string();
+  fmt::print("{}\n", announcement(peer, message));
+  std::fflush(stdout);
+  co_await conn.write_all(reply);
+}
+
+task<int> client(const client_options& options) {
+  auto conn = co_await connect_to_server(options);
+  if (!conn) {
+    log("ack-client: connect: {}", conn.error().message());
+    co_return exit_failure;
+  }
+  const std::string line = options.message + "\n";
+  if (auto sent = co_await conn->write_all(line); !sent) {
+    log("ack-client: send: {}", sent.error().message());
+    co_return exit_failure;
+  }
+  std::string answer;
+  std::array<char, 512> chunk;
+  while (answer.size() < max_reply_length) {
+    auto got = co_await conn->read_some(chunk);
+    if (!got) {
+      log("ack-client: receive: {}", got.error().message());
+      co_return exit_failure;
+    }
+    if (*got == 0) break;
+    answer.append(chunk.data(), *got);
+  }
+  if (answer.empty()) {
+    log("ack-client: the server closed the connection without a reply");
+    co_return exit_failure;
+  }
+  fmt::print("{}\n", answer);
+  co_return 0;
+}
+
+void add_commands(CLI::App& app, command_list& commands) {
+  add_server_command(app, commands, "ack", "print one message from each client and acknowledge it",
+                     default_port, [](server_state& server) { return serve_stream(server, session); });
+
+  auto options = std::make_shared<client_options>();
+  CLI::App* cli = add_client_command(app, commands, "ack-client",
+                                     "ack client: send one message, print the acknowledgement",
+                                     *options, default_port, [options] { return client(*options); });
+  cli->add_option("-m,--message", options->message, "the message (a LF is added)")
+      ->capture_default_str();
+}
+
+}  // namespace switchboard::services::ack

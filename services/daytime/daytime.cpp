@@ -1,0 +1,107 @@
+#include "daytime.hpp"
+
+#include <array>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <switchboard/net.hpp>
+#include <switchboard/time.hpp>
+
+#include "../common/datagram_client.hpp"
+#include "../common/datagram_guard.hpp"
+#include "../common/log.hpp"
+#include "protocol.hpp"
+
+namespace switchboard::services::daytime {
+namespace {
+
+using namespace std::chrono_literals;
+
+// The longest line the client takes (ours is under 50 bytes).
+constexpr std::size_t max_line_length = 1024;
+
+task<result<std::string>> receive_over_stream(const client_options& options) {
+  auto conn = co_await connect_to_server(options);
+  if (!conn) co_return conn.error();
+  std::string line;
+  std::array<char, 256> chunk;
+  while (line.size() < max_line_length) {
+    auto got = co_await conn->read_some(chunk);
+    if (!got) co_return got.error();
+    if (*got == 0) break;
+    line.append(chunk.data(), *got);
+  }
+  co_return line;
+}
+
+}  // namespace
+
+task<void> session(connection& conn) {
+  co_await conn.write_all(daytime_line(std::chrono::system_clock::now()));
+}
+
+task<void> serve_datagrams(datagram_socket& socket, server_state& server) {
+  datagram_guard guard({.per_source_rate = server.options.limit.udp_rate});
+  log_limiter error_log;
+  // What a request holds does not matter, so a small buffer takes any.
+  std::array<std::byte, 512> buf;
+  for (;;) {
+    auto got = co_await socket.receive_from(buf);
+    if (!got) {
+      if (got.error() == std::errc::operation_canceled) co_return;
+      if (std::uint64_t skipped = 0; error_log.allow(skipped)) {
+        log("daytime: receive on {}: {} ({} more)", socket.local(), got.error().message(), skipped);
+      }
+      co_await sleep_for(10ms);
+      continue;
+    }
+    server.stats.bytes_in += got->size;
+    if (!guard.allow(got->from)) continue;  // a low source port, or over the rate
+    const std::string line = daytime_line(std::chrono::system_clock::now());
+    if (auto sent = co_await socket.send_to(std::as_bytes(std::span(line)), got->from)) {
+      server.stats.bytes_out += *sent;
+    }
+  }
+}
+
+task<int> client(const client_options& options) {
+  // Not one co_await per branch of ?: (g++ 12 destroys such a result twice).
+  auto asked = options.udp ? exchange_datagram(options, {}, options.try_timeout)
+                           : receive_over_stream(options);
+  auto line = co_await std::move(asked);
+  if (!line) {
+    log("daytime-client: {}", line.error().message());
+    co_return exit_failure;
+  }
+  if (line->empty()) {
+    log("daytime-client: the server closed the connection without a line");
+    co_return exit_failure;
+  }
+  std::string_view text = *line;
+  if (text.ends_with('\n')) text.remove_suffix(1);
+  if (text.ends_with('\r')) text.remove_suffix(1);
+  fmt::print("{}\n", text);
+  co_return 0;
+}
+
+void add_commands(CLI::App& app, command_list& commands) {
+  auto udp = std::make_shared<bool>(false);
+  CLI::App* serve = add_server_command(
+      app, commands, "daytime", "RFC 867 daytime: the date and time in UTC as one line",
+      default_port, [udp](server_state& server) {
+        return *udp ? serve_datagram(server, serve_datagrams) : serve_stream(server, session);
+      });
+  serve->add_flag("--udp", *udp, "answer datagrams instead of connections")->excludes("--unix");
+
+  auto options = std::make_shared<client_options>();
+  CLI::App* cli = add_client_command(app, commands, "daytime-client",
+                                     "daytime client: print the server's date and time", *options,
+                                     default_port, [options] { return client(*options); });
+  cli->add_flag("--udp", options->udp, "ask over UDP")->excludes("--unix");
+  add_seconds(*cli, "--try-timeout", options->try_timeout,
+              "UDP: seconds without a reply before asking again")
+      ->check(CLI::PositiveNumber);
+}
+
+}  // namespace switchboard::services::daytime

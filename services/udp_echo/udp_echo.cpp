@@ -1,0 +1,93 @@
+#include "udp_echo.hpp"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <switchboard/net.hpp>
+#include <switchboard/time.hpp>
+
+#include "../common/datagram_client.hpp"
+#include "../common/datagram_guard.hpp"
+#include "../common/log.hpp"
+#include "../echo/echo.hpp"
+
+namespace switchboard::services::udp_echo {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string pattern(std::size_t size) {
+  std::string bytes(size, '\0');
+  echo::fill_pattern(std::as_writable_bytes(std::span(bytes)), 0, 0);
+  return bytes;
+}
+
+}  // namespace
+
+task<void> serve_datagrams(datagram_socket& socket, server_state& server) {
+  datagram_guard guard({.per_source_rate = server.options.limit.udp_rate});
+  log_limiter error_log;
+  // One byte more than the largest datagram echoed, so that a larger one
+  // (possible over IPv6) shows as truncated.
+  std::vector<std::byte> buf(max_udp_payload + 1);
+  for (;;) {
+    auto got = co_await socket.receive_from(buf);
+    if (!got) {
+      if (got.error() == std::errc::operation_canceled) co_return;
+      if (std::uint64_t skipped = 0; error_log.allow(skipped)) {
+        log("udp-echo: receive on {}: {} ({} more)", socket.local(), got.error().message(), skipped);
+      }
+      co_await sleep_for(10ms);
+      continue;
+    }
+    server.stats.bytes_in += got->size;
+    if (got->truncated || got->size > max_udp_payload) continue;  // not whole: no echo
+    if (!guard.allow(got->from)) continue;
+    if (auto sent = co_await socket.send_to(std::span(buf).first(got->size), got->from)) {
+      server.stats.bytes_out += *sent;
+    }
+  }
+}
+
+task<int> client(const client_options& options) {
+  const std::string request = options.size ? pattern(*options.size) : options.message;
+  auto echoed = co_await exchange_datagram(options, request, options.try_timeout);
+  if (!echoed) {
+    log("udp-echo-client: {}", echoed.error().message());
+    co_return exit_failure;
+  }
+  if (*echoed != request) {
+    log("udp-echo-client: {} bytes sent, {} different bytes came back", request.size(), echoed->size());
+    co_return exit_failure;
+  }
+  if (options.size) {
+    fmt::print("echoed a datagram of {} bytes intact\n", request.size());
+  } else {
+    fmt::print("{}\n", *echoed);
+  }
+  co_return 0;
+}
+
+void add_commands(CLI::App& app, command_list& commands) {
+  CLI::App* serve = add_server_command(
+      app, commands, "udp-echo", "UDP echo: every datagram back to its sender", default_port,
+      [](server_state& server) { return serve_datagram(server, serve_datagrams); });
+  serve->remove_option(serve->get_option("--unix"));  // datagrams only
+
+  auto options = std::make_shared<client_options>();
+  CLI::App* cli = add_client_command(app, commands, "udp-echo-client",
+                                     "UDP echo client: send one datagram, check its echo", *options,
+                                     default_port, [options] { return client(*options); });
+  cli->remove_option(cli->get_option("--unix"));
+  auto* message = cli->add_option("-m,--message", options->message, "send TEXT and print its echo")
+                      ->capture_default_str();
+  cli->add_option("-s,--size", options->size, "send that many pattern bytes and verify the echo")
+      ->check(CLI::Range(std::size_t{0}, max_udp_payload))
+      ->excludes(message);
+  add_seconds(*cli, "--try-timeout", options->try_timeout,
+              "seconds without an echo before sending again")
+      ->check(CLI::PositiveNumber);
+}
+
+}  // namespace switchboard::services::udp_echo
