@@ -152,6 +152,23 @@ outcome guess_steps(const std::string& backend, const std::vector<std::string>& 
   return server.stop();
 }
 
+// `service` started with `server_args`, then `client` run once per entry of
+// `runs`; every run must succeed and print what `expected` names.
+outcome client_steps(const std::string& backend, const std::string& service,
+                     const std::vector<std::string>& server_args, const std::string& client,
+                     const std::vector<std::vector<std::string>>& runs, const std::string& expected) {
+  server_process server(service, backend, server_args);
+  if (server.port == 0) return {false, "server did not start: " + server.process.err()};
+  for (const auto& args : runs) {
+    const command_result result = server.client(client, args);
+    if (outcome o = from_client(result); !o.ok) return o;
+    if (result.out.find(expected) == std::string::npos) {
+      return {false, fmt::format("{} printed '{}'", client, result.out)};
+    }
+  }
+  return server.stop();
+}
+
 struct step {
   std::string name;
   std::function<outcome(const std::string&)> run;
@@ -168,6 +185,19 @@ int run() {
       {"files over UDP (verified)", files_udp_steps},
       {"guess", [](const std::string& backend) { return guess_steps(backend, {}); }},
       {"guess over UDP", [](const std::string& backend) { return guess_steps(backend, {"--udp"}); }},
+      {"ack", [](const std::string& backend) {
+         return client_steps(backend, "ack", {}, "ack-client", {{"--message", "hello from the tour"}},
+                             "I got your message\n");
+       }},
+      {"udp-echo", [](const std::string& backend) {
+         return client_steps(backend, "udp-echo", {}, "udp-echo-client", {{}, {"--size", "65507"}}, "\n");
+       }},
+      {"daytime", [](const std::string& backend) {
+         return client_steps(backend, "daytime", {}, "daytime-client", {{}}, "-UTC\n");
+       }},
+      {"daytime over UDP", [](const std::string& backend) {
+         return client_steps(backend, "daytime", {"--udp"}, "daytime-client", {{"--udp"}}, "-UTC\n");
+       }},
   };
   std::map<std::string, std::string> unavailable;
   for (const std::string& backend : backends) {
