@@ -84,6 +84,23 @@ TEST_CASE("a message without a newline is answered after the lull, the client st
   server.stop();
 }
 
+TEST_CASE("a message dripping in faster than the lull is cut off by --request-timeout",
+          "[io][ack][slow]") {
+  service_process server("ack", {"--request-timeout", "1"});
+  auto dripper = plain_socket::tcp(server.port);
+  const auto start = steady::now();
+  // A byte every 20 ms, far inside the lull, until the server hangs up.
+  while (steady::now() - start < 5s && dripper.send("x") && !readable(dripper.fd(), 20ms)) {
+  }
+  const auto answer = dripper.until_closed();
+  CHECK(answer.closed);
+  CHECK(answer.bytes.empty());
+  CHECK(steady::now() - start < 4s);
+  CHECK(server.process.out().empty());
+  CHECK(server.client("ack-client").status == 0);
+  server.stop();
+}
+
 TEST_CASE("1 MiB without a newline is cut at 4 KiB and answered, and the server carries on",
           "[io][ack]") {
   service_process server("ack");
