@@ -38,7 +38,8 @@ task<result<std::string>> receive_over_stream(const client_options& options) {
 }  // namespace
 
 task<void> session(connection& conn) {
-  co_await conn.write_all(daytime_line(std::chrono::system_clock::now()));
+  // Then close, whether the line went out or not.
+  (void)co_await conn.write_all(daytime_line(std::chrono::system_clock::now()));
 }
 
 task<void> serve_datagrams(datagram_socket& socket, server_state& server) {

@@ -72,7 +72,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::size_t expected = 0;
   for (const char c : body) expected += is_escaped(static_cast<unsigned char>(c)) ? 4 : 1;
   require(text.size() == expected);
-  require(std::none_of(text.begin(), text.end(), [](char c) { return is_escaped(static_cast<unsigned char>(c)); }));
+  require(std::none_of(text.begin(), text.end(),
+                       [](char c) { return is_escaped(static_cast<unsigned char>(c)); }));
   require(announcement("unix", message) == "message from unix: " + text);
   return 0;
 }
