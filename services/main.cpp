@@ -34,12 +34,7 @@ int main(int argc, char** argv) {
   daytime::add_commands(app, commands);
   tour::add_command(app, commands);
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    const int status = app.exit(e);
-    return status == 0 ? 0 : exit_usage;
-  }
+  if (auto status = parse_command_line(app, argc, argv)) return *status;
   for (const command& c : commands) {
     if (c.app->parsed()) return c.run();
   }

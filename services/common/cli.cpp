@@ -27,6 +27,16 @@ void add_endpoint_options(CLI::App& cmd, std::string& host, std::uint16_t& port,
 
 }  // namespace
 
+std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int status = app.exit(e);
+    return status == 0 ? 0 : exit_usage;
+  }
+  return std::nullopt;
+}
+
 CLI::Option* add_seconds(CLI::App& cmd, const std::string& name, milliseconds& target,
                          const std::string& description) {
   return cmd

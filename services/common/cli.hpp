@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,10 @@ struct command {
   std::function<int()> run;
 };
 using command_list = std::vector<command>;
+
+// Parses the command line: nothing when the program should go on, else the
+// status to exit with (0 after --help or --version, 2 on a usage error).
+std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv);
 
 // A duration option given in (fractional, non-negative) seconds, its
 // current value shown as the default.

@@ -54,13 +54,23 @@ temp_dir::~temp_dir() {
   std::filesystem::remove_all(path_, ignored);
 }
 
-child_process::child_process(std::vector<std::string> argv, std::string_view stdin_text) {
-  const std::string in_path = files_.file("stdin");
-  std::ofstream(in_path, std::ios::binary) << stdin_text;
+child_process::child_process(std::vector<std::string> argv, std::string_view stdin_text)
+    : child_process(std::move(argv), stdin_text, -1) {}
 
+child_process::child_process(std::vector<std::string> argv, int stdin_fd)
+    : child_process(std::move(argv), {}, stdin_fd) {}
+
+child_process::child_process(std::vector<std::string> argv, std::string_view stdin_text,
+                             int stdin_fd) {
+  const std::string in_path = files_.file("stdin");
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, in_path.c_str(), O_RDONLY, 0);
+  if (stdin_fd >= 0) {
+    posix_spawn_file_actions_adddup2(&actions, stdin_fd, 0);
+  } else {
+    std::ofstream(in_path, std::ios::binary) << stdin_text;
+    posix_spawn_file_actions_addopen(&actions, 0, in_path.c_str(), O_RDONLY, 0);
+  }
   posix_spawn_file_actions_addopen(&actions, 1, files_.file("stdout").c_str(),
                                    O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_addopen(&actions, 2, files_.file("stderr").c_str(),

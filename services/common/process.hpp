@@ -40,6 +40,9 @@ class temp_dir {
 class child_process {
  public:
   explicit child_process(std::vector<std::string> argv, std::string_view stdin_text = {});
+  // Standard input is a duplicate of `stdin_fd` (a pipe, a FIFO, /dev/null),
+  // which the caller still owns.
+  child_process(std::vector<std::string> argv, int stdin_fd);
   ~child_process();
   child_process(const child_process&) = delete;
   child_process& operator=(const child_process&) = delete;
@@ -62,6 +65,8 @@ class child_process {
   temp_dir files_;
   pid_t pid_ = -1;
   std::optional<int> status_;
+
+  child_process(std::vector<std::string> argv, std::string_view stdin_text, int stdin_fd);
 };
 
 struct command_result {

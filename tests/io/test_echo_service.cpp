@@ -39,17 +39,6 @@ struct echo_server {
   }
 };
 
-// A blocking socket connected to the server, outside any runtime.
-int raw_connect(std::uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  return fd;
-}
-
 }  // namespace
 
 TEST_CASE("echo returns 1 byte, 64 KiB and 8 MiB payloads byte for byte", "[io][echo]") {

@@ -1,5 +1,8 @@
 #include "async.hpp"
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <catch2/catch.hpp>
 #include <switchboard/time.hpp>
 
@@ -26,6 +29,19 @@ void run_async(task<void> body, std::chrono::milliseconds limit) {
   INFO("the test body ran past its " << limit.count() << " ms deadline");
   REQUIRE_FALSE(expired);
   REQUIRE(rt.in_flight() == 0);
+}
+
+int raw_connect(std::uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  const timeval patience{.tv_sec = 10, .tv_usec = 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof patience);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  return fd;
 }
 
 }  // namespace switchboard::testing

@@ -39,4 +39,8 @@ using namespace services;  // child_process, run_command, temp_dir, ...
 inline std::string program() { return program_from_env("SWITCHBOARD_BIN"); }
 inline std::string helper(const char* env_name) { return program_from_env(env_name); }
 
+// A blocking socket connected to 127.0.0.1:`port`, outside any runtime, as a
+// client that knows nothing of switchboard; its reads give up after 10 s.
+int raw_connect(std::uint16_t port);
+
 }  // namespace switchboard::testing
