@@ -519,3 +519,44 @@ TEST_CASE("random bytes into every port of echo and files leave them serving", "
     files.stop();
   }
 }
+
+TEST_CASE("--max-connections 20: 10 more clients are closed at once, and room frees up",
+          "[io][robust][limits]") {
+  server_process server("echo", {"--max-connections", "20", "--idle-timeout", "0"});
+  const std::size_t baseline = server.fds();
+  std::vector<socket_fd> served;
+  char buf[16];
+  for (int i = 0; i < 20; ++i) {
+    served.emplace_back(server.port);
+    REQUIRE(served.back().send_all("hi"));
+    CHECK(::recv(served.back().get(), buf, 2, MSG_WAITALL) == 2);
+  }
+  for (int i = 0; i < 10; ++i) {
+    socket_fd extra(server.port);
+    REQUIRE(extra);
+    REQUIRE(wait_for(extra.get(), POLLIN, 5s));
+    CHECK(::recv(extra.get(), buf, sizeof buf, 0) <= 0);  // EOF (or a reset), no echo
+  }
+  server.process.signal(SIGUSR1);
+  auto stats = server.process.wait_for_line("stats:");
+  REQUIRE(stats);
+  CHECK(stats->find("open 20 total 20 rejected 10") != std::string::npos);
+  served.clear();
+  CHECK(server.fds_back_to(baseline));
+  server.check_echoes();
+  server.stop();
+}
+
+TEST_CASE("a second SIGTERM during the drain exits at once with 128 + 15", "[io][robust][signal]") {
+  temp_dir dir;
+  write_pattern_file(dir.file("big.bin"), 16 * 1024 * 1024);
+  server_process server("files", {"--file", dir.file("big.bin"), "--drain-timeout", "30"});
+  socket_fd stalled(server.port, 16 * 1024);  // asks for the file and reads none of it
+  REQUIRE(stalled.send_all(std::string_view("0\0", 2)));
+  REQUIRE(wait_for(stalled.get(), POLLIN, 5s));
+  server.process.signal(SIGTERM);
+  REQUIRE(server.process.wait_for_line("no longer accepting"));
+  CHECK(server.process.wait_exit(500ms) == std::nullopt);  // draining the stalled download
+  server.process.signal(SIGTERM);
+  CHECK(server.process.wait_exit(5s) == 128 + SIGTERM);
+}
