@@ -167,10 +167,14 @@ std::string read_to_end(socket_fd& s, std::chrono::milliseconds limit = 10s) {
   return all;
 }
 
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
 // CPU time (user + system) the process has used so far.
 std::chrono::milliseconds cpu_time(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string all((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const std::string all = read_file("/proc/" + std::to_string(pid) + "/stat");
   // Fields after the command name, which ends at the last ')': state is field 3,
   // utime and stime are fields 14 and 15.
   std::istringstream fields(all.substr(all.rfind(')') + 2));
@@ -296,7 +300,8 @@ TEST_CASE("5,000 idle connections beside 50 active clients starve nobody", "[io]
     return sorted[sorted.size() * 99 / 100].count();
   };
   WARN("echo p99 round trip on " << backend_name() << ": " << p99(quiet) << " us alone, "
-                                 << p99(crowded) << " us beside 5,000 idle connections and 50 active clients");
+                                 << p99(crowded)
+                                 << " us beside 5,000 idle connections and 50 active clients");
   idle.clear();
   CHECK(server.fds_back_to(baseline, 10s));
   server.check_echoes();
@@ -494,8 +499,7 @@ TEST_CASE("random bytes into every port of echo and files leave them serving", "
     spray_tcp(files, false);
     auto download = files.run_client("files-client", {"--output", dir.file("tcp.bin"), "--timeout", "10"});
     CHECK(download.status == 0);
-    std::ifstream got(dir.file("tcp.bin"), std::ios::binary);
-    CHECK(std::string((std::istreambuf_iterator<char>(got)), std::istreambuf_iterator<char>()) == content);
+    CHECK(read_file(dir.file("tcp.bin")) == content);
     files.stop();
   }
   {
@@ -511,11 +515,11 @@ TEST_CASE("random bytes into every port of echo and files leave them serving", "
     }
     ::close(udp);
     REQUIRE(files.alive());
-    auto download = files.run_client("files-client", {"--udp", "--output", dir.file("udp.bin"), "--timeout", "20"});
+    auto download = files.run_client(
+        "files-client", {"--udp", "--output", dir.file("udp.bin"), "--timeout", "20"});
     INFO(download.err);
     CHECK(download.status == 0);
-    std::ifstream got(dir.file("udp.bin"), std::ios::binary);
-    CHECK(std::string((std::istreambuf_iterator<char>(got)), std::istreambuf_iterator<char>()) == content);
+    CHECK(read_file(dir.file("udp.bin")) == content);
     files.stop();
   }
 }
