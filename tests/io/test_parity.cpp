@@ -16,32 +16,16 @@
 #include <switchboard/time.hpp>
 
 #include "../support/async.hpp"
+#include "../support/stream_pair.hpp"
 
 using namespace switchboard;
 using namespace std::chrono_literals;
+using testing::make_pair;
 using testing::run_async;
 
 namespace {
 
 endpoint loopback_any_port() { return *endpoint::ip("127.0.0.1", 0); }
-
-struct connected_pair {
-  listener server_side;
-  stream client;
-  stream server;
-};
-
-task<connected_pair> make_pair() {
-  connected_pair pair;
-  pair.server_side = listener::bind(loopback_any_port()).value();
-  auto client = co_await connect(pair.server_side.local());
-  REQUIRE(client);
-  auto server = co_await pair.server_side.accept();
-  REQUIRE(server);
-  pair.client = std::move(*client);
-  pair.server = std::move(*server);
-  co_return pair;
-}
 
 // Closes with SO_LINGER {1, 0}: the peer gets RST instead of FIN.
 void reset(stream& s) {
