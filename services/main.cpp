@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 
 #include "backends_command.hpp"
+#include "bench/bench.hpp"
 #include "common/cli.hpp"
 #include "echo/echo.hpp"
 #include "files/files.hpp"
@@ -27,6 +28,7 @@ int main(int argc, char** argv) {
   udp_relay::add_command(app, commands);
   guess::add_commands(app, commands);
   tour::add_command(app, commands);
+  bench::add_command(app, commands);
 
   try {
     app.parse(argc, argv);
