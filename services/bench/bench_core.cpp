@@ -441,7 +441,7 @@ std::string svg_chart(const std::vector<row>& rows) {
   }
   for (std::size_t i = 0; i < servers.size(); ++i) {
     const int y = top_margin + static_cast<int>(i) * 18;
-    svg += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"12\" height=\"12\" fill=\"{}\"/>\n", width - 190, y,
+    svg += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{}\"/>\n", width - 190, y,
                        colours[i % colours.size()]);
     svg += fmt::format("<text x=\"{}\" y=\"{}\">{}</text>\n", width - 172, y + 10, servers[i]);
   }
