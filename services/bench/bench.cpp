@@ -359,7 +359,8 @@ class driver {
     }
     const std::size_t held = fds > fds_before ? fds - fds_before : 0;
     const std::size_t rss_after = rss_kib(pid);
-    if (held > 0 && rss_after >= rss_before) {
+    // A forking server keeps its connections in its children: nothing to divide by.
+    if (held * 100 >= scen.connections && rss_after >= rss_before) {
       r.bytes_per_conn = static_cast<double>(rss_after - rss_before) * 1024.0 / static_cast<double>(held);
     }
     if (held < scen.connections) r.note = fmt::format("server holds {} of {} descriptors", held, scen.connections);
