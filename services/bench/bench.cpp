@@ -320,6 +320,8 @@ class driver {
         r.failed = true;
       }
     }
+    // A forking server's children count (cutime, cstime) once it has reaped them.
+    std::this_thread::sleep_for(300ms);
     const auto cpu_after = cpu_seconds(server.pid());
     if (parts.size() != gens.size()) return;
     r.load = combine(parts);
