@@ -159,8 +159,7 @@ class driver {
     const auto rows = summarize(cells_, servers_);
     fmt::print("\n{}", format_table(rows));
     fmt::print("medians over {} alternating pair(s) of {} s runs; syscalls/RT from a {} s run counted with {};\n"
-               "ratio: switchboard to the hand-written loop of the same mechanism (rps; CPU us/RT when paced; "
-               "B/conn for memory)\n",
+               "ratio: switchboard to the hand-written loop of the same mechanism (rps; CPU us/RT when paced)\n",
                opts_.pairs, opts_.seconds, syscall_seconds(), counter_name());
     for (const std::string& line : judge_targets(rows)) fmt::print("{}\n", line);
     if (!opts_.plot.empty()) {

@@ -270,10 +270,9 @@ std::vector<row> summarize(const std::vector<cell>& cells, const std::vector<ser
     for (const server_spec& spec : servers) {
       if (spec.name != c.server || spec.backend.empty()) continue;
       const cell* loop = find_cell("echo-" + spec.mechanism, c.scenario);
-      if (!loop || !s) continue;
-      if (s->hold) {
-        r.ratio = paired_ratio(c.bytes_per_conn, loop->bytes_per_conn);
-      } else if (s->rate > 0) {
+      // Memory has an absolute target; a loop with static tables makes a ratio meaningless.
+      if (!loop || !s || s->hold) continue;
+      if (s->rate > 0) {
         r.ratio = paired_ratio(c.cpu_us_per_rt, loop->cpu_us_per_rt);
       } else {
         r.ratio = paired_ratio(c.rps, loop->rps);

@@ -129,8 +129,7 @@ struct row {
 };
 
 // Medians per cell and the ratio of switchboard-X to echo-X: in rps, or in
-// CPU per round trip for a paced scenario, and in bytes per connection for
-// the memory one.
+// CPU per round trip for a paced scenario (none for memory).
 std::vector<row> summarize(const std::vector<cell>& cells, const std::vector<server_spec>& servers);
 
 // The table, one row per server and scenario; `n/a` where a figure is missing.
