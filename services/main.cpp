@@ -4,6 +4,7 @@
 
 #include "ack/ack.hpp"
 #include "backends_command.hpp"
+#include "bench/bench.hpp"
 #include "common/cli.hpp"
 #include "daytime/daytime.hpp"
 #include "echo/echo.hpp"
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
   udp_echo::add_commands(app, commands);
   daytime::add_commands(app, commands);
   tour::add_command(app, commands);
+  bench::add_command(app, commands);
 
   if (auto status = parse_command_line(app, argc, argv)) return *status;
   for (const command& c : commands) {
