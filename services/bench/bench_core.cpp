@@ -10,7 +10,6 @@
 namespace switchboard::services::bench {
 namespace {
 
-constexpr double missing = std::numeric_limits<double>::quiet_NaN();
 
 bool known_backend(std::string_view name) {
   return name == "select" || name == "epoll" || name == "uring";
