@@ -10,7 +10,6 @@
 namespace switchboard::services::bench {
 namespace {
 
-
 bool known_backend(std::string_view name) {
   return name == "select" || name == "epoll" || name == "uring";
 }
