@@ -241,6 +241,12 @@ std::vector<std::chrono::microseconds> round_trips(std::uint16_t port, int count
 TEST_CASE("with 256 fds, 1,000 connection attempts neither kill the server nor spin it",
           "[io][robust][emfile]") {
   if (!enough_fds(2000)) return;
+  if (sanitized_build) {
+    // UBSan checks a vptr by probing memory through a pipe(), which a full fd
+    // table refuses: it then reports a false error and stops the server.
+    WARN("skipped in the sanitizer build: UBSan cannot probe memory without free fds");
+    return;
+  }
   // --max-connections above the fd limit, so that accept() itself runs out.
   server_process server("echo", {"--idle-timeout", "0", "--max-connections", "1000"},
                         {"prlimit", "--nofile=256:256"});

@@ -10,20 +10,22 @@
 
 namespace switchboard::testing {
 
+// Built with the sanitizers (./dev test's second build)?
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool sanitized_build = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr bool sanitized_build = true;
+#else
+inline constexpr bool sanitized_build = false;
+#endif
+#else
+inline constexpr bool sanitized_build = false;
+#endif
 // Under AddressSanitizer freed memory sits in a quarantine instead of being
 // reused, so a process's RSS grows with churn alone: memory-flatness checks
 // only mean something in a plain build.
-#if defined(__SANITIZE_ADDRESS__)
-inline constexpr bool rss_is_meaningful = false;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-inline constexpr bool rss_is_meaningful = false;
-#else
-inline constexpr bool rss_is_meaningful = true;
-#endif
-#else
-inline constexpr bool rss_is_meaningful = true;
-#endif
+inline constexpr bool rss_is_meaningful = !sanitized_build;
 
 void set_backend(backend_kind kind);
 // The backend the I/O tests run on (select unless --backend named another).
