@@ -143,18 +143,12 @@ task<int> client(const client_options& options) {
 }
 
 void add_commands(CLI::App& app, command_list& commands) {
-  auto server = std::make_shared<server_state>();
-  server->service = "echo";
-  CLI::App* serve = app.add_subcommand("echo", "echo server: every byte back until EOF");
-  add_server_options(*serve, server->options, default_port);
-  commands.push_back({serve, [server] {
-                        return run_on_backend(server->options.backend,
-                                              [server] { return serve_stream(*server, session); });
-                      }});
+  add_server_command(app, commands, "echo", "echo server: every byte back until EOF", default_port,
+                     [](server_state& server) { return serve_stream(server, session); });
 
   auto options = std::make_shared<client_options>();
-  CLI::App* cli = app.add_subcommand("echo-client", "echo client: send, receive, verify");
-  add_client_options(*cli, *options, default_port);
+  CLI::App* cli = add_client_command(app, commands, "echo-client", "echo client: send, receive, verify",
+                                     *options, default_port, [options] { return client(*options); });
   auto* message = cli->add_option("-m,--message", options->message, "send TEXT and print its echo");
   auto* size = cli->add_option("-s,--size", options->size, "bytes per verified message")
                    ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 30))
@@ -165,10 +159,6 @@ void add_commands(CLI::App& app, command_list& commands) {
   cli->add_option("--connections", options->connections, "connections at once (with --size)")
       ->check(CLI::Range(1, 100000))
       ->needs(size);
-  commands.push_back({cli, [options] {
-                        return run_client(*options, "echo-client",
-                                          [options] { return client(*options); });
-                      }});
 }
 
 }  // namespace switchboard::services::echo

@@ -391,11 +391,10 @@ task<int> client(const client_options& options) {
 }
 
 void add_commands(CLI::App& app, command_list& commands) {
-  auto server = std::make_shared<server_state>();
-  server->service = "guess";
   auto settings = std::make_shared<server_settings>();
-  CLI::App* serve_cmd = app.add_subcommand("guess", "number-guessing game: higher, lower, correct");
-  add_server_options(*serve_cmd, server->options, default_port);
+  CLI::App* serve_cmd = add_server_command(
+      app, commands, "guess", "number-guessing game: higher, lower, correct", default_port,
+      [settings](server_state& server) { return serve(server, *settings); });
   serve_cmd->add_flag("--udp", settings->udp, "play over UDP: a datagram per guess and per reply")
       ->excludes("--unix");
   serve_cmd->add_option("--max", settings->games.max, "the secret is from 1 to N")
@@ -413,10 +412,6 @@ void add_commands(CLI::App& app, command_list& commands) {
                         "UDP: games in progress from one IP address; more are refused")
       ->check(CLI::Range(std::size_t{1}, std::size_t{100'000'000}))
       ->capture_default_str();
-  commands.push_back({serve_cmd, [server, settings] {
-                        return run_on_backend(server->options.backend,
-                                              [server, settings] { return serve(*server, *settings); });
-                      }});
 
   auto options = std::make_shared<client_options>();
   CLI::App* cli = app.add_subcommand("guess-client", "guess client: play from stdin, or --auto");
