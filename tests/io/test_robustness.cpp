@@ -56,11 +56,8 @@ struct server_process {
   bool alive() { return process.wait_exit(0ms) == std::nullopt; }
   std::size_t fds() const { return open_fds(process.pid()); }
 
-  // Waits up to `limit` for the server's fd table to shrink back to `baseline`.
   bool fds_back_to(std::size_t baseline, std::chrono::milliseconds limit = 5s) const {
-    const auto deadline = steady::now() + limit;
-    while (fds() > baseline && steady::now() < deadline) std::this_thread::sleep_for(10ms);
-    return fds() == baseline;
+    return switchboard::testing::fds_back_to(process.pid(), baseline, limit);
   }
 
   command_result run_client(std::string client, std::vector<std::string> extra,

@@ -131,5 +131,5 @@ TEST_CASE("10,000 when_any(read, timer) cancelled at once all resume and leak no
     CHECK(cancelled == count);
     CHECK(runtime::current().in_flight() == 0);
   }());
-  CHECK(testing::open_fds(::getpid()) == fds_before);
+  CHECK(testing::fds_back_to(::getpid(), fds_before, 0ms));
 }

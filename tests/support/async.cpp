@@ -3,6 +3,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <thread>
+
 #include <catch2/catch.hpp>
 #include <switchboard/time.hpp>
 
@@ -29,6 +31,14 @@ void run_async(task<void> body, std::chrono::milliseconds limit) {
   INFO("the test body ran past its " << limit.count() << " ms deadline");
   REQUIRE_FALSE(expired);
   REQUIRE(rt.in_flight() == 0);
+}
+
+bool fds_back_to(pid_t pid, std::size_t baseline, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (open_fds(pid) > baseline && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return open_fds(pid) <= baseline;
 }
 
 int raw_connect(std::uint16_t port) {

@@ -27,6 +27,11 @@ inline constexpr bool sanitized_build = false;
 // only mean something in a plain build.
 inline constexpr bool rss_is_meaningful = !sanitized_build;
 
+// Waits up to `limit` for process `pid` to hold no more than `baseline`
+// descriptors. "No more", not "exactly": the sanitizers' memory probes open
+// a pipe for a moment, so a baseline read during one is two too high.
+bool fds_back_to(pid_t pid, std::size_t baseline, std::chrono::milliseconds limit);
+
 void set_backend(backend_kind kind);
 // The backend the I/O tests run on (select unless --backend named another).
 backend_kind backend();
