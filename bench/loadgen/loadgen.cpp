@@ -100,6 +100,12 @@ class generator {
   void on_message_back(std::size_t index, std::uint64_t now);
   void flush(std::size_t index);
   void set_want_out(connection& c, bool on);
+  bool may_send_more() const { return opts_.round_trips == 0 || handed_out_ < opts_.round_trips; }
+  void allow_one(connection& c) {
+    ++c.allowed;
+    ++handed_out_;
+  }
+  bool all_back() const { return opts_.round_trips > 0 && result_.round_trips == opts_.round_trips; }
   std::uint64_t dispatch_due(std::uint64_t now);
   int wait_until(epoll_event* events, int max, std::uint64_t until);
   bool handle_tagged(std::uint64_t tag);
@@ -125,6 +131,8 @@ class generator {
   // one entry per free pipeline slot of a connection, oldest first.
   std::deque<std::size_t> slots_;
   std::uint64_t issued_ = 0;
+  // Messages allowed to be sent so far, checked against --round-trips.
+  std::uint64_t handed_out_ = 0;
   std::byte in_[io_chunk];
   std::byte out_[io_chunk];
 };
@@ -452,8 +460,8 @@ void generator::on_message_back(std::size_t index, std::uint64_t now) {
   c.recv_off = 0;
   if (opts_.rate > 0) {
     slots_.push_back(index);  // the schedule decides when it sends again
-  } else {
-    ++c.allowed;
+  } else if (may_send_more()) {
+    allow_one(c);
   }
 }
 
@@ -464,15 +472,15 @@ void generator::on_message_back(std::size_t index, std::uint64_t now) {
 std::uint64_t generator::dispatch_due(std::uint64_t now) {
   const double per_ns = opts_.rate / 1e9;
   const auto due = static_cast<std::uint64_t>(static_cast<double>(now - t0_) * per_ns) + 1;
-  while (issued_ < due && !slots_.empty()) {
+  while (issued_ < due && !slots_.empty() && may_send_more()) {
     const std::size_t index = slots_.front();
     slots_.pop_front();
     if (conns_[index].st != state::open) continue;
-    ++conns_[index].allowed;
+    allow_one(conns_[index]);
     ++issued_;
     flush(index);
   }
-  if (slots_.empty()) return UINT64_MAX;
+  if (slots_.empty() || !may_send_more()) return UINT64_MAX;
   return t0_ + static_cast<std::uint64_t>(std::ceil(static_cast<double>(issued_) / per_ns));
 }
 
@@ -504,8 +512,8 @@ void generator::run() {
       if (conns_[i].st != state::open) continue;
       if (paced) {
         slots_.push_back(i);  // round-robin, so the load spreads over all connections
-      } else {
-        ++conns_[i].allowed;
+      } else if (may_send_more()) {
+        allow_one(conns_[i]);
       }
     }
   }
@@ -515,8 +523,9 @@ void generator::run() {
 
   epoll_event events[1024];
   std::uint64_t now = now_ns();
-  // Ends early when a signal comes or every active connection has failed.
-  while (!stop_ && open_active_ > 0 && now < t_end_) {
+  // Ends early when a signal comes, every active connection has failed or,
+  // with --round-trips, every message has come back.
+  while (!stop_ && open_active_ > 0 && now < t_end_ && !all_back()) {
     const std::uint64_t next_send = paced ? dispatch_due(now) : UINT64_MAX;
     const int n =
         wait_until(events, static_cast<int>(std::size(events)), std::min(next_send, t_end_));

@@ -12,6 +12,7 @@ namespace {
 constexpr std::uint32_t max_connections = 1'000'000;  // far above any fd limit
 constexpr std::uint32_t max_size = 64u << 20;
 constexpr std::uint32_t max_pipeline = 4096;
+constexpr std::uint32_t max_round_trips = 1'000'000'000;
 constexpr double max_seconds = 1e6;
 // sizeof(sockaddr_un::sun_path) on Linux, less the terminating NUL.
 constexpr std::size_t max_unix_path = 107;
@@ -106,7 +107,8 @@ parse_result parse_args(std::span<const std::string_view> args) {
     const bool takes_value = name == "--host" || name == "--port" || name == "--unix" ||
                              name == "--connections" || name == "--size" ||
                              name == "--seconds" || name == "--pipeline" || name == "--rate" ||
-                             name == "--idle" || name == "--warmup" || name == "--connect-timeout";
+                             name == "--idle" || name == "--warmup" || name == "--connect-timeout" ||
+                             name == "--round-trips";
     if (!is_flag && !takes_value) {
       r.error = "unknown option " + quoted(args[i]);
       return r;
@@ -146,6 +148,8 @@ parse_result parse_args(std::span<const std::string_view> args) {
       why = parse_uint(value, 1, max_size, o.size);
     } else if (name == "--pipeline") {
       why = parse_uint(value, 1, max_pipeline, o.pipeline);
+    } else if (name == "--round-trips") {
+      why = parse_uint(value, 1, max_round_trips, o.round_trips);
     } else if (name == "--idle") {
       why = parse_uint(value, 0, max_connections, o.idle);
     } else if (name == "--seconds") {
@@ -169,6 +173,13 @@ parse_result parse_args(std::span<const std::string_view> args) {
     r.error = "--host does not apply to --unix";
   } else if (std::uint64_t{o.connections} + o.idle > max_connections) {
     r.error = "--connections plus --idle exceeds " + std::to_string(max_connections);
+  } else if (given("--round-trips") && o.hold) {
+    r.error = "--round-trips does not apply to --hold";
+  } else if (given("--round-trips") && given("--warmup") && o.warmup > 0) {
+    // Every message counts, so that the server sees exactly the given number.
+    r.error = "--round-trips counts from the first message: no --warmup";
+  } else if (given("--round-trips")) {
+    o.warmup = 0;
   }
   return r;
 }
@@ -183,6 +194,8 @@ std::string usage() {
          "  --connections N       active connections (default 50)\n"
          "  --size M              bytes per message (default 64)\n"
          "  --seconds S           measured duration after the warm-up (default 5)\n"
+         "  --round-trips N       send exactly N messages in total, end when all are back;\n"
+         "                        --seconds is then a time limit, and there is no warm-up\n"
          "  --pipeline K          messages in flight per connection (default 1)\n"
          "  --rate R              total round trips per second, paced (default 0 = unpaced)\n"
          "  --idle N              extra silent connections, opened first (default 0)\n"

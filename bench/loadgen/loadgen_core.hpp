@@ -19,6 +19,7 @@ struct options {
   std::uint32_t connections = 50;
   std::uint32_t size = 64;       // bytes per message
   double seconds = 5.0;          // measured time, after the warm-up
+  std::uint32_t round_trips = 0; // send exactly this many messages, then stop; 0 = run for seconds
   std::uint32_t pipeline = 1;    // messages in flight per connection
   double rate = 0.0;             // round trips per second in total, 0 = unpaced
   std::uint32_t idle = 0;        // silent connections held for the whole run

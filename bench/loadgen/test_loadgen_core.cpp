@@ -60,6 +60,19 @@ TEST_CASE("every option is read in both the spaced and the = form", "[bench]") {
   CHECK(r.opts.hold);
 }
 
+TEST_CASE("a count of round trips replaces the warm-up and excludes holding", "[bench]") {
+  const auto counted = parse({"--port", "1", "--round-trips", "4000"});
+  REQUIRE(counted.ok());
+  CHECK(counted.opts.round_trips == 4000);
+  CHECK(counted.opts.warmup == 0.0);
+  CHECK(parse({"--port", "1", "--round-trips=10", "--warmup", "0"}).ok());
+  CHECK(parse({"--port", "1", "--round-trips", "10", "--warmup", "1"}).error.find("--warmup") !=
+        std::string::npos);
+  CHECK(parse({"--port", "1", "--round-trips", "10", "--hold"}).error.find("--hold") != std::string::npos);
+  CHECK_FALSE(parse({"--port", "1", "--round-trips", "0"}).ok());
+  CHECK(parse({"--port", "1"}).opts.round_trips == 0);
+}
+
 TEST_CASE("a unix socket path replaces the port", "[bench]") {
   const auto r = parse({"--unix", "/tmp/echo.sock"});
   REQUIRE(r.ok());
@@ -109,7 +122,7 @@ TEST_CASE("the usage text names every option", "[bench]") {
   const std::string text = loadgen::usage();
   for (auto name : {"--host", "--port", "--unix", "--connections", "--size", "--seconds",
                     "--pipeline", "--rate", "--idle", "--warmup", "--hold", "--connect-timeout",
-                    "--help"}) {
+                    "--round-trips", "--help"}) {
     INFO(name);
     CHECK(text.find(name) != std::string::npos);
   }

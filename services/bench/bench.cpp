@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <sstream>
@@ -26,6 +27,9 @@ using namespace std::chrono_literals;
 constexpr double missing = std::numeric_limits<double>::quiet_NaN();
 // More generators than this only crowd the machine.
 constexpr std::size_t max_generators = 4;
+// A limit, not a length: a counted run under valgrind ends when every round
+// trip is back, after a few seconds.
+constexpr double counted_run_limit_s = 120;
 
 std::atomic<bool> interrupted{false};
 
@@ -71,20 +75,28 @@ std::optional<double> cpu_seconds(pid_t pid) {
 
 std::string arg(double v) { return fmt::format("{}", v); }
 
+// The command's outcome; nothing when it is not installed.
+std::optional<command_result> try_command(std::vector<std::string> argv) {
+  try {
+    return run_command(std::move(argv), 30s);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
 enum class counter { perf, strace, none };
 
 counter find_syscall_counter() {
-  auto works = [](std::vector<std::string> argv, bool perf) {
-    try {
-      auto r = run_command(std::move(argv), 10s);
-      return r.status == 0 && (!perf || parse_perf_count(r.err));
-    } catch (const std::exception&) {  // not installed
-      return false;
-    }
-  };
-  if (works({"perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "--", "true"}, true)) return counter::perf;
-  if (works({"strace", "-c", "-f", "-o", "/dev/null", "true"}, false)) return counter::strace;
+  const auto perf = try_command({"perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "--", "true"});
+  if (perf && perf->status == 0 && parse_perf_count(perf->err)) return counter::perf;
+  const auto strace = try_command({"strace", "-c", "-f", "-o", "/dev/null", "true"});
+  if (strace && strace->status == 0) return counter::strace;
   return counter::none;
+}
+
+bool callgrind_works() {
+  const auto r = try_command({"valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", "true"});
+  return r && r->status == 0;
 }
 
 // The outcome of one server in one scenario.
@@ -92,6 +104,7 @@ struct run_result {
   std::optional<load_figures> load;
   double cpu_us_per_rt = missing;
   double bytes_per_conn = missing;
+  double instructions_per_rt = missing;
   std::optional<double> syscalls_per_rt;
   std::string note;
   bool unavailable = false;  // exit 69: this backend cannot be set up here
@@ -129,7 +142,7 @@ class driver {
       for (const server_spec& s : servers_) {
         if (runs_in(s, *find_scenario(name))) {
           cells_.push_back(cell{s.name, name, nan_vector(), nan_vector(), nan_vector(), nan_vector(),
-                                nan_vector(), std::nullopt, 0, {}});
+                                nan_vector(), nan_vector(), std::nullopt, 0, {}});
         }
       }
     }
@@ -159,7 +172,9 @@ class driver {
     const auto rows = summarize(cells_, servers_);
     fmt::print("\n{}", format_table(rows));
     fmt::print("medians over {} alternating pair(s) of {} s runs; syscalls/RT from a {} s run counted with {};\n"
-               "ratio: switchboard to the hand-written loop of the same mechanism (rps; CPU us/RT when paced)\n",
+               "instr/RT: callgrind's count over 2N round trips less that over N, divided by N;\n"
+               "ratio: switchboard to the hand-written loop of the same mechanism, in rps\n"
+               "(CPU us/RT when paced, instr/RT when counted)\n",
                opts_.pairs, opts_.seconds, syscall_seconds(), counter_name());
     for (const std::string& line : judge_targets(rows)) fmt::print("{}\n", line);
     if (!opts_.plot.empty()) {
@@ -225,6 +240,7 @@ class driver {
     }
     c.cpu_us_per_rt[i] = r.cpu_us_per_rt;
     c.bytes_per_conn[i] = r.bytes_per_conn;
+    c.instructions_per_rt[i] = r.instructions_per_rt;
     if (!r.note.empty() && c.note.find(r.note) == std::string::npos) {
       c.note += (c.note.empty() ? "" : "; ") + r.note;
     }
@@ -233,6 +249,8 @@ class driver {
     std::string figure = "no figure";
     if (scen.hold && std::isfinite(r.bytes_per_conn)) {
       figure = fmt::format("{:.0f} B/conn", r.bytes_per_conn);
+    } else if (std::isfinite(r.instructions_per_rt)) {
+      figure = fmt::format("{:.0f} instr/RT", r.instructions_per_rt);
     } else if (r.load) {
       figure = fmt::format("{:.0f} rps, {:.2f} CPU us/RT", r.load->rps, r.cpu_us_per_rt);
     }
@@ -247,9 +265,10 @@ class driver {
             "--drain-timeout", "1"};
   }
 
-  // Splits the scenario's connections (and rate) over the generators.
+  // Splits the scenario's connections (and rate, or count of round trips)
+  // over the generators; round_trips 0 runs them for `seconds`.
   std::vector<std::unique_ptr<child_process>> start_generators(const scenario& scen, std::uint16_t port,
-                                                                double seconds) const {
+                                                                double seconds, std::uint32_t round_trips) const {
     const std::size_t n = std::max<std::size_t>(1, std::min<std::size_t>(generator_cpus_.size(), scen.connections));
     std::vector<std::unique_ptr<child_process>> gens;
     for (std::size_t i = 0; i < n; ++i) {
@@ -261,6 +280,7 @@ class driver {
       if (scen.idle) argv.insert(argv.end(), {"--idle", std::to_string(share(scen.idle))});
       if (scen.rate > 0) argv.insert(argv.end(), {"--rate", arg(scen.rate / static_cast<double>(n))});
       if (scen.hold) argv.push_back("--hold");
+      if (round_trips) argv.insert(argv.end(), {"--round-trips", std::to_string(share(round_trips))});
       std::vector<int> cpus;
       if (!generator_cpus_.empty()) cpus = {generator_cpus_[i % generator_cpus_.size()]};
       gens.push_back(spawn_on(std::move(argv), cpus));
@@ -273,38 +293,48 @@ class driver {
     run_result r;
     if (std::find(unavailable_.begin(), unavailable_.end(), s.name) != unavailable_.end()) {
       r.note = "unavailable here";
-      return r;
+    } else if (scen.counted_round_trips > 0) {
+      count_instructions(s, scen, r);
+    } else {
+      serve(s, {}, r, [&](child_process& server) {
+        if (scen.hold) {
+          hold(server, scen, r);
+        } else {
+          traffic(server, scen, seconds, with, r);
+        }
+      });
     }
-    auto server = spawn_on(server_argv(s), server_cpus_);
-    const std::uint16_t port = server->wait_listening(10s);
-    if (port == 0) {
+    return r;
+  }
+
+  // Starts the server, under `wrapper` (valgrind) when one is given, lets
+  // `use` drive it and stops it by PID with SIGTERM. True when it started and
+  // exited on its own.
+  bool serve(const server_spec& s, const std::vector<std::string>& wrapper, run_result& r,
+             const std::function<void(child_process&)>& use) {
+    std::vector<std::string> argv = wrapper;
+    for (std::string& a : server_argv(s)) argv.push_back(std::move(a));
+    // valgrind takes seconds to start, and to write its file at exit.
+    const auto patience = wrapper.empty() ? 10s : 120s;
+    auto server = spawn_on(std::move(argv), server_cpus_);
+    if (server->wait_listening(patience) == 0) {
       const auto status = server->wait_exit(2s);
       r.unavailable = status == exit_unavailable;
       r.failed = !r.unavailable;
       r.note = r.unavailable ? "unavailable here" : fmt::format("server did not start (status {})", status.value_or(-1));
-      return r;
+      return false;
     }
-    if (scen.hold) {
-      hold(*server, scen, r);
-    } else {
-      traffic(*server, scen, seconds, with, r);
-    }
+    use(*server);
     server->signal(SIGTERM);
-    if (!server->wait_exit(10s)) r.note = "server ignored SIGTERM; killed";
-    return r;
+    if (server->wait_exit(patience)) return true;
+    r.note = "server ignored SIGTERM; killed";
+    return false;
   }
 
-  void traffic(child_process& server, const scenario& scen, double seconds, counter with, run_result& r) {
-    std::unique_ptr<child_process> tracer;
-    const std::string pid = std::to_string(server.pid());
-    if (with == counter::perf) {
-      tracer = spawn_on({"perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p", pid}, generator_cpus_);
-    } else if (with == counter::strace) {
-      tracer = spawn_on({"strace", "-c", "-f", "-p", pid}, generator_cpus_);
-    }
-    if (tracer) std::this_thread::sleep_for(300ms);  // attached before the traffic starts
-    const auto cpu_before = cpu_seconds(server.pid());
-    auto gens = start_generators(scen, server.wait_listening(0ms), seconds);
+  // Waits for the generators and adds up their figures; nothing when one
+  // hung or printed none.
+  std::optional<load_figures> collect(std::vector<std::unique_ptr<child_process>>& gens, double seconds,
+                                      run_result& r) {
     std::vector<load_figures> parts;
     for (auto& g : gens) {
       if (!g->wait_exit(std::chrono::milliseconds(static_cast<long>(seconds * 1000)) + 120s)) {
@@ -319,11 +349,26 @@ class driver {
         r.failed = true;
       }
     }
+    if (parts.size() != gens.size()) return std::nullopt;
+    return combine(parts);
+  }
+
+  void traffic(child_process& server, const scenario& scen, double seconds, counter with, run_result& r) {
+    std::unique_ptr<child_process> tracer;
+    const std::string pid = std::to_string(server.pid());
+    if (with == counter::perf) {
+      tracer = spawn_on({"perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p", pid}, generator_cpus_);
+    } else if (with == counter::strace) {
+      tracer = spawn_on({"strace", "-c", "-f", "-p", pid}, generator_cpus_);
+    }
+    if (tracer) std::this_thread::sleep_for(300ms);  // attached before the traffic starts
+    const auto cpu_before = cpu_seconds(server.pid());
+    auto gens = start_generators(scen, server.wait_listening(0ms), seconds, 0);
+    r.load = collect(gens, seconds, r);
     // A forking server's children count (cutime, cstime) once it has reaped them.
     std::this_thread::sleep_for(300ms);
     const auto cpu_after = cpu_seconds(server.pid());
-    if (parts.size() != gens.size()) return;
-    r.load = combine(parts);
+    if (!r.load) return;
     if (r.load->errors) r.note = "load generator saw errors";
     if (r.load->round_trips == 0) return;
     const double trips = static_cast<double>(r.load->round_trips);
@@ -342,7 +387,7 @@ class driver {
     const pid_t pid = server.pid();
     const std::size_t rss_before = rss_kib(pid);
     const std::size_t fds_before = open_fds(pid);
-    auto gens = start_generators(scen, server.wait_listening(0ms), 1);
+    auto gens = start_generators(scen, server.wait_listening(0ms), 1, 0);
     const auto deadline = std::chrono::steady_clock::now() + 120s;
     for (auto& g : gens) {
       while (g->out().find("ready") == std::string::npos && !g->wait_exit(0ms) &&
@@ -369,12 +414,56 @@ class driver {
     for (auto& g : gens) g->wait_exit(30s);
   }
 
+  // Server instructions per round trip, from callgrind: the difference
+  // between a run of 2N round trips and one of N, so that valgrind's and the
+  // server's start-up, the connections' set-up and the shutdown cancel out.
+  void count_instructions(const server_spec& s, const scenario& scen, run_result& r) {
+    if (!callgrind_) callgrind_ = callgrind_works();
+    if (!*callgrind_) {
+      r.note = "valgrind --tool=callgrind does not run here";
+      return;
+    }
+    const std::uint32_t n = scen.counted_round_trips;
+    const auto over_n = instructions_over(s, scen, n, r);
+    const auto over_2n = over_n ? instructions_over(s, scen, 2 * n, r) : std::nullopt;
+    if (!over_2n) return;
+    if (const auto per_rt = instructions_per_rt(*over_n, *over_2n, n)) r.instructions_per_rt = *per_rt;
+  }
+
+  // The instructions callgrind counts in the server over a run of exactly
+  // `round_trips` round trips, from start to exit.
+  std::optional<std::uint64_t> instructions_over(const server_spec& s, const scenario& scen,
+                                                 std::uint32_t round_trips, run_result& r) {
+    const temp_dir dir;
+    const std::string file = dir.file("callgrind.out");
+    bool complete = false;
+    const bool exited = serve(s, {"valgrind", "--tool=callgrind", "--callgrind-out-file=" + file}, r,
+                              [&](child_process& server) {
+                                auto gens = start_generators(scen, server.wait_listening(0ms),
+                                                             counted_run_limit_s, round_trips);
+                                const auto load = collect(gens, counted_run_limit_s, r);
+                                complete = load && load->errors == 0 && load->round_trips == round_trips;
+                                if (load && !complete) {
+                                  r.note = fmt::format("{} of {} round trips, {} errors", load->round_trips,
+                                                       round_trips, load->errors);
+                                }
+                              });
+    if (r.unavailable) {
+      // Perhaps only under valgrind (io_uring, with a valgrind that lacks its
+      // system calls): the server's other scenarios still run.
+      r.unavailable = false;
+      r.note = "unavailable under valgrind";
+    }
+    if (!exited || !complete) return std::nullopt;
+    return parse_callgrind_total(read_text(file));
+  }
+
   void count_syscalls() {
     counter_ = find_syscall_counter();
     if (counter_ == counter::none) return;
     for (const std::string& name : opts_.scenarios) {
       const scenario& scen = *find_scenario(name);
-      if (scen.hold) continue;
+      if (scen.hold || scen.counted_round_trips > 0) continue;
       for (const server_spec& s : servers_) {
         if (interrupted) return;
         if (!runs_in(s, scen)) continue;
@@ -395,6 +484,7 @@ class driver {
   std::vector<cell> cells_;
   std::vector<std::string> unavailable_;
   counter counter_ = counter::none;
+  std::optional<bool> callgrind_;  // whether valgrind's callgrind runs here, once asked
   bool failed_ = false;
 };
 

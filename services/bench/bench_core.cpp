@@ -53,15 +53,17 @@ std::string verdict(bool met) { return met ? "target met: " : "target MISSED: ";
 
 const std::vector<scenario>& scenario_catalogue() {
   static const std::vector<scenario> all{
-      {"1x64", 1, 64, 0, 0, false, "one connection, 64-byte ping-pong: pure round-trip latency"},
-      {"2x64", 2, 64, 0, 0, false, "two connections: the iterative server's lunch problem"},
-      {"50x64", 50, 64, 0, 0, false, "50 connections x 64 B: the mechanism's cost per event"},
-      {"500x64", 500, 64, 0, 0, false, "500 connections x 64 B: many ready descriptors per wait"},
-      {"5000x64", 5000, 64, 0, 0, false, "5,000 connections x 64 B: beyond select's FD_SETSIZE"},
-      {"50x16k", 50, 16384, 0, 0, false, "50 connections x 16 KiB: copying and partial reads/writes"},
-      {"50+5000idle", 50, 64, 5000, 0, false, "50 active beside 5,000 idle: what an idle crowd costs"},
-      {"paced", 50, 64, 0, 50000, false, "50 connections at a fixed 50,000 round trips/s: server CPU per round trip"},
-      {"memory", 10000, 64, 0, 0, true, "10,000 idle connections held: server RSS growth per connection"},
+      {"1x64", 1, 64, 0, 0, false, 0, "one connection, 64-byte ping-pong: pure round-trip latency"},
+      {"2x64", 2, 64, 0, 0, false, 0, "two connections: the iterative server's lunch problem"},
+      {"50x64", 50, 64, 0, 0, false, 0, "50 connections x 64 B: the mechanism's cost per event"},
+      {"500x64", 500, 64, 0, 0, false, 0, "500 connections x 64 B: many ready descriptors per wait"},
+      {"5000x64", 5000, 64, 0, 0, false, 0, "5,000 connections x 64 B: beyond select's FD_SETSIZE"},
+      {"50x16k", 50, 16384, 0, 0, false, 0, "50 connections x 16 KiB: copying and partial reads/writes"},
+      {"50+5000idle", 50, 64, 5000, 0, false, 0, "50 active beside 5,000 idle: what an idle crowd costs"},
+      {"paced", 50, 64, 0, 50000, false, 0, "50 connections at a fixed 50,000 round trips/s: server CPU per round trip"},
+      {"memory", 10000, 64, 0, 0, true, 0, "10,000 idle connections held: server RSS growth per connection"},
+      {"instructions", 50, 64, 0, 0, false, 2000,
+       "50 connections x 64 B, 2,000 then 4,000 round trips under callgrind: server instructions per round trip"},
   };
   return all;
 }
@@ -75,15 +77,17 @@ const scenario* find_scenario(std::string_view name) {
 
 std::vector<server_spec> servers_for(const std::vector<std::string>& backends, bool with_baselines) {
   std::vector<server_spec> out;
-  for (const std::string& b : backends) out.push_back({"switchboard-" + b, b, b, false});
+  for (const std::string& b : backends) out.push_back({"switchboard-" + b, b, b, false, false});
   if (!with_baselines) return out;
-  for (const std::string& b : backends) out.push_back({"echo-" + b, "", b, false});
-  for (const char* other : {"echo-asio", "echo-threads", "echo-fork"}) out.push_back({other, "", "", false});
-  out.push_back({"echo-iterative", "", "", true});
+  for (const std::string& b : backends) out.push_back({"echo-" + b, "", b, false, false});
+  for (const char* other : {"echo-asio", "echo-threads"}) out.push_back({other, "", "", false, false});
+  out.push_back({"echo-fork", "", "", false, true});
+  out.push_back({"echo-iterative", "", "", true, false});
   return out;
 }
 
 bool runs_in(const server_spec& server, const scenario& s) {
+  if (server.forks && s.counted_round_trips > 0) return false;
   return !server.iterative || (!s.hold && s.idle == 0 && s.connections <= 2);
 }
 
@@ -236,6 +240,21 @@ std::optional<std::uint64_t> parse_strace_total(std::string_view out) {
   return std::nullopt;
 }
 
+std::optional<std::uint64_t> parse_callgrind_total(std::string_view file) {
+  std::istringstream lines{std::string(file)};
+  for (std::string line; std::getline(lines, line);) {
+    const auto w = words(line);
+    // "totals: 123456": Ir comes first, other events (cache simulation) after it.
+    if (w.size() >= 2 && (w[0] == "totals:" || w[0] == "summary:")) return to_count(w[1]);
+  }
+  return std::nullopt;
+}
+
+std::optional<double> instructions_per_rt(std::uint64_t over_n, std::uint64_t over_2n, std::uint32_t n) {
+  if (n == 0 || over_2n <= over_n) return std::nullopt;
+  return static_cast<double>(over_2n - over_n) / n;
+}
+
 std::optional<double> median(std::vector<double> values) {
   std::erase_if(values, [](double v) { return !std::isfinite(v); });
   if (values.empty()) return std::nullopt;
@@ -263,14 +282,16 @@ std::vector<row> summarize(const std::vector<cell>& cells, const std::vector<ser
   for (const cell& c : cells) {
     row r{c.server, c.scenario, median(c.rps), median(c.p50_us), median(c.p99_us),
           median(c.cpu_us_per_rt), c.syscalls_per_rt, median(c.bytes_per_conn),
-          std::nullopt, c.errors, c.note};
+          median(c.instructions_per_rt), std::nullopt, c.errors, c.note};
     const scenario* s = find_scenario(c.scenario);
     for (const server_spec& spec : servers) {
       if (spec.name != c.server || spec.backend.empty()) continue;
       const cell* loop = find_cell("echo-" + spec.mechanism, c.scenario);
       // Memory has an absolute target; a loop with static tables makes a ratio meaningless.
       if (!loop || !s || s->hold) continue;
-      if (s->rate > 0) {
+      if (s->counted_round_trips > 0) {
+        r.ratio = paired_ratio(c.instructions_per_rt, loop->instructions_per_rt);
+      } else if (s->rate > 0) {
         r.ratio = paired_ratio(c.cpu_us_per_rt, loop->cpu_us_per_rt);
       } else {
         r.ratio = paired_ratio(c.rps, loop->rps);
@@ -283,17 +304,19 @@ std::vector<row> summarize(const std::vector<cell>& cells, const std::vector<ser
 
 std::string format_table(const std::vector<row>& rows) {
   const std::vector<std::string> head{"server", "scenario", "rps", "p50 us", "p99 us", "CPU us/RT",
-                                      "syscalls/RT", "B/conn", "ratio", "errors"};
+                                      "syscalls/RT", "B/conn", "instr/RT", "ratio", "errors"};
   std::vector<std::vector<std::string>> cells{head};
   for (const row& r : rows) {
     const scenario* s = find_scenario(r.scenario);
-    const bool hold = s && s->hold;
     std::vector<std::string> line{r.server, r.scenario};
-    if (hold) {
-      line.insert(line.end(), {"-", "-", "-", "-", "-", show(r.bytes_per_conn, 0)});
+    // Each kind of scenario fills its own columns.
+    if (s && s->hold) {
+      line.insert(line.end(), {"-", "-", "-", "-", "-", show(r.bytes_per_conn, 0), "-"});
+    } else if (s && s->counted_round_trips > 0) {
+      line.insert(line.end(), {"-", "-", "-", "-", "-", "-", show(r.instructions_per_rt, 0)});
     } else {
       line.insert(line.end(), {show(r.rps, 0), show(r.p50_us, 1), show(r.p99_us, 1),
-                               show(r.cpu_us_per_rt, 2), show(r.syscalls_per_rt, 2), "-"});
+                               show(r.cpu_us_per_rt, 2), show(r.syscalls_per_rt, 2), "-", "-"});
     }
     line.push_back(r.ratio ? fmt::format("{:.2f}", *r.ratio) : "-");
     line.push_back(std::to_string(r.errors) + (r.note.empty() ? "" : " (" + r.note + ")"));

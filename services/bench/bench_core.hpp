@@ -23,6 +23,7 @@ struct scenario {
   std::uint32_t idle = 0;         // silent connections beside the active ones
   double rate = 0;                // paced round trips per second, 0 = as fast as possible
   bool hold = false;              // memory: open the connections, no traffic
+  std::uint32_t counted_round_trips = 0;  // instructions: N, then 2N round trips under callgrind
   std::string measures;           // one line for the docs and --help
 };
 
@@ -36,12 +37,14 @@ struct server_spec {
   std::string backend;    // switchboard's backend; empty for a baseline
   std::string mechanism;  // "epoll" for both switchboard-epoll and echo-epoll
   bool iterative = false; // answers one connection at a time: only 1 and 2 connections
+  bool forks = false;     // serves each connection in a child process of its own
 };
 
 // switchboard on each backend, then (with baselines) the matching loops and
 // the other models.
 std::vector<server_spec> servers_for(const std::vector<std::string>& backends, bool with_baselines);
-// Whether `server` takes part in `s` (the iterative server only where it can answer).
+// Whether `server` takes part in `s`: the iterative server only where it can
+// answer, a forking one not under callgrind (each child would count apart).
 bool runs_in(const server_spec& server, const scenario& s);
 
 struct options {
@@ -102,6 +105,12 @@ std::optional<std::uint64_t> parse_cpu_ticks(std::string_view stat);
 std::optional<std::uint64_t> parse_perf_count(std::string_view out);
 // The calls column of the `total` line of `strace -c` output.
 std::optional<std::uint64_t> parse_strace_total(std::string_view out);
+// The instructions (Ir) a callgrind output file counted: its `totals:` or
+// `summary:` line.
+std::optional<std::uint64_t> parse_callgrind_total(std::string_view file);
+// Instructions per round trip from a run of n and one of 2n round trips: the
+// start-up, connection set-up and shutdown both runs share cancel out.
+std::optional<double> instructions_per_rt(std::uint64_t over_n, std::uint64_t over_2n, std::uint32_t n);
 
 // Median of the finite values; nothing when there are none.
 std::optional<double> median(std::vector<double> values);
@@ -113,7 +122,7 @@ std::optional<double> paired_ratio(const std::vector<double>& a, const std::vect
 struct cell {
   std::string server;
   std::string scenario;
-  std::vector<double> rps, p50_us, p99_us, cpu_us_per_rt, bytes_per_conn;
+  std::vector<double> rps, p50_us, p99_us, cpu_us_per_rt, bytes_per_conn, instructions_per_rt;
   std::optional<double> syscalls_per_rt;
   std::uint64_t errors = 0;  // summed over runs
   std::string note;          // why a figure is missing
@@ -122,14 +131,15 @@ struct cell {
 struct row {
   std::string server;
   std::string scenario;
-  std::optional<double> rps, p50_us, p99_us, cpu_us_per_rt, syscalls_per_rt, bytes_per_conn;
+  std::optional<double> rps, p50_us, p99_us, cpu_us_per_rt, syscalls_per_rt, bytes_per_conn, instructions_per_rt;
   std::optional<double> ratio;  // to the hand-written loop of the same mechanism
   std::uint64_t errors = 0;
   std::string note;
 };
 
-// Medians per cell and the ratio of switchboard-X to echo-X: in rps, or in
-// CPU per round trip for a paced scenario (none for memory).
+// Medians per cell and the ratio of switchboard-X to echo-X: in rps, in CPU
+// per round trip for a paced scenario, in instructions per round trip for a
+// counted one (none for memory).
 std::vector<row> summarize(const std::vector<cell>& cells, const std::vector<server_spec>& servers);
 
 // The table, one row per server and scenario; `n/a` where a figure is missing.

@@ -50,6 +50,7 @@ TEST_CASE("bench options: defaults, --quick, lists and their errors", "[bench]")
   CHECK(chosen.opts.pairs == 5);
   CHECK(chosen.opts.backends == std::vector<std::string>{"uring", "epoll"});
   CHECK(chosen.opts.scenarios == std::vector<std::string>{"50x64", "memory"});
+  CHECK(parse({"--scenarios", "instructions"}).opts.scenarios == std::vector<std::string>{"instructions"});
   CHECK(chosen.opts.with_baselines);
   CHECK(chosen.opts.plot == "x.svg");
 
@@ -76,6 +77,11 @@ TEST_CASE("bench servers: switchboard per backend, then the baselines; iterative
   CHECK_FALSE(runs_in(iterative, *find_scenario("50x64")));
   CHECK_FALSE(runs_in(iterative, *find_scenario("memory")));
   CHECK(runs_in(all[0], *find_scenario("memory")));
+  const auto& fork = all[all.size() - 2];
+  REQUIRE(fork.name == "echo-fork");
+  CHECK(runs_in(fork, *find_scenario("50x64")));
+  CHECK_FALSE(runs_in(fork, *find_scenario("instructions")));
+  CHECK(runs_in(all[0], *find_scenario("instructions")));
 }
 
 TEST_CASE("bench reads the load generator's line and adds up several generators", "[bench]") {
@@ -136,6 +142,25 @@ TEST_CASE("bench reads CPU ticks, perf and strace counts", "[bench]") {
   CHECK_FALSE(parse_strace_total("strace: attach: ptrace(PTRACE_SEIZE, 1): Operation not permitted\n"));
 }
 
+TEST_CASE("bench reads callgrind's instruction total and takes the N to 2N difference", "[bench]") {
+  const std::string file =
+      "# callgrind format\nversion: 1\ncreator: callgrind-3.19.0\npid: 6618\ncmd:  ./echo-uring --port 0\n"
+      "part: 1\n\ndesc: Trigger: Program termination\n\npositions: line\nevents: Ir\nsummary: 198103\n\n"
+      "ob=(1) /usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2\nfn=(1) 0x000000000001d100\n0 3\n\n"
+      "totals: 198103\n";
+  CHECK(parse_callgrind_total(file) == std::optional<std::uint64_t>(198103));
+  CHECK(parse_callgrind_total("events: Ir Dr\ntotals: 500 200\n") == std::optional<std::uint64_t>(500));
+  CHECK_FALSE(parse_callgrind_total("events: Ir\n"));  // cut off before the totals
+  CHECK_FALSE(parse_callgrind_total("summary: many\n"));
+  CHECK_FALSE(parse_callgrind_total(""));
+
+  // 2,000 more round trips cost 9,000,000 more instructions.
+  CHECK(instructions_per_rt(1'000'000 + 9'000'000, 1'000'000 + 18'000'000, 2000) == std::optional<double>(4500));
+  CHECK_FALSE(instructions_per_rt(5000, 5000, 2000));  // the longer run cannot cost nothing more
+  CHECK_FALSE(instructions_per_rt(6000, 5000, 2000));
+  CHECK_FALSE(instructions_per_rt(1000, 5000, 0));
+}
+
 TEST_CASE("bench medians and paired ratios skip runs without a figure", "[bench]") {
   CHECK(median({3, 1, 2}) == std::optional<double>(2));
   CHECK(median({4, 1, 3, 2}) == std::optional<double>(2.5));
@@ -177,26 +202,36 @@ std::vector<cell> sample_cells() {
   cells.back().note = "a note";
   cells.push_back(make("switchboard-uring", "memory"));
   cells.back().bytes_per_conn = {1500, 1600, 1700};
+  cells.push_back(make("switchboard-epoll", "instructions"));
+  cells.back().instructions_per_rt = {5200, 5100, 5150};
+  cells.push_back(make("echo-epoll", "instructions"));
+  cells.back().instructions_per_rt = {4000, 4000, 4000};
   return cells;
 }
 }  // namespace
 
 TEST_CASE("bench table: medians, ratios to the same mechanism's loop, n/a where nothing was measured", "[bench]") {
   const auto rows = summarize(sample_cells(), servers_for({"epoll", "uring"}, true));
-  REQUIRE(rows.size() == 7);
+  REQUIRE(rows.size() == 9);
   CHECK(rows[0].rps == std::optional<double>(95));
   CHECK(rows[0].ratio == Approx(0.95));
   CHECK_FALSE(rows[1].ratio);                  // the loop itself
   CHECK(rows[3].ratio == Approx(10.0 / 9.0));  // paced: CPU per round trip
   CHECK_FALSE(rows[5].ratio);                  // no echo-uring figures
   CHECK(rows[6].bytes_per_conn == std::optional<double>(1600));
+  CHECK(rows[7].instructions_per_rt == std::optional<double>(5150));
+  CHECK(rows[7].ratio == Approx(5150.0 / 4000.0));  // counted: instructions per round trip
+  CHECK_FALSE(rows[7].rps);
 
   const std::string table = format_table(rows);
   CHECK(table.rfind("server", 0) == 0);
-  CHECK(count(table, "\n") == 8);
+  CHECK(count(table, "\n") == 10);
   CHECK(table.find("n/a") != std::string::npos);  // echo-asio has no p50
   CHECK(table.find("(a note)") != std::string::npos);
   CHECK(table.find("1600") != std::string::npos);
+  CHECK(table.find("instr/RT") != std::string::npos);
+  CHECK(table.find("5150") != std::string::npos);
+  CHECK(table.find("1.29") != std::string::npos);
 
   const auto lines = judge_targets(rows);
   auto has = [&](const std::string& needle) {
