@@ -5,7 +5,6 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -19,11 +18,10 @@
 #include <thread>
 #include <vector>
 
-#include "../support/async.hpp"
+#include "../support/plain.hpp"
 #include "guess/protocol.hpp"
 
 using namespace switchboard::testing;
-using steady = std::chrono::steady_clock;
 
 namespace {
 
@@ -80,11 +78,6 @@ sockaddr_in loopback(std::uint16_t port, const char* host = "127.0.0.1") {
   return addr;
 }
 
-bool readable(int fd, std::chrono::milliseconds limit) {
-  pollfd p{fd, POLLIN, 0};
-  return ::poll(&p, 1, static_cast<int>(limit.count())) == 1;
-}
-
 // A blocking TCP client outside any runtime, reading the server line by line.
 class tcp_player {
  public:
@@ -97,14 +90,7 @@ class tcp_player {
   tcp_player& operator=(const tcp_player&) = delete;
 
   // Sends what the server will take; false once it has closed.
-  bool send(std::string_view bytes) {
-    while (!bytes.empty()) {
-      const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      bytes.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
-  }
+  bool send(std::string_view bytes) { return send_all(fd_, bytes); }
 
   // The next line with its LF; nothing at EOF, on a reset, or after `limit`.
   std::optional<std::string> line(std::chrono::milliseconds limit = 5s) {

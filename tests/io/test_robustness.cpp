@@ -23,10 +23,9 @@
 #include <thread>
 #include <vector>
 
-#include "../support/async.hpp"
+#include "../support/plain.hpp"
 
 using namespace switchboard::testing;
-using steady = std::chrono::steady_clock;
 
 namespace {
 
@@ -136,14 +135,6 @@ class socket_fd {
     ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
     close();
   }
-  bool send_all(std::string_view bytes) {
-    while (!bytes.empty()) {
-      const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      bytes.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
-  }
 
  private:
   int fd_ = -1;
@@ -222,7 +213,7 @@ std::vector<std::chrono::microseconds> round_trips(std::uint16_t port, int count
   char buf[64];
   for (int i = 0; i < count; ++i) {
     const auto start = steady::now();
-    REQUIRE(s.send_all("ping-pong"));
+    REQUIRE(send_all(s.get(), "ping-pong"));
     std::size_t got = 0;
     while (got < 9) {
       REQUIRE(wait_for(s.get(), POLLIN, 10s));
@@ -391,7 +382,7 @@ TEST_CASE("a peer reset in the middle of a download leaves the files server serv
   for (int i = 0; i < 10; ++i) {
     socket_fd rude(server.port, 16 * 1024);
     REQUIRE(rude);
-    REQUIRE(rude.send_all(std::string_view("0\0", 2)));
+    REQUIRE(send_all(rude.get(), std::string_view("0\0", 2)));
     char buf[4096];
     REQUIRE(wait_for(rude.get(), POLLIN, 5s));
     CHECK(::recv(rude.get(), buf, sizeof buf, 0) > 0);
@@ -399,7 +390,7 @@ TEST_CASE("a peer reset in the middle of a download leaves the files server serv
   }
   CHECK(server.fds_back_to(baseline));
   socket_fd polite(server.port);
-  REQUIRE(polite.send_all(std::string_view("0\0", 2)));
+  REQUIRE(send_all(polite.get(), std::string_view("0\0", 2)));
   CHECK(read_to_end(polite) == content);
   server.stop();
 }
@@ -429,7 +420,7 @@ TEST_CASE("SIGTERM during 50 downloads: each completes or resumes to an identica
     for (int i = 0; i < 50; ++i) {
       downloads.emplace_back(server.port, 64 * 1024);
       REQUIRE(downloads.back());
-      REQUIRE(downloads.back().send_all(std::string_view("0\0", 2)));
+      REQUIRE(send_all(downloads.back().get(), std::string_view("0\0", 2)));
     }
     // Every transfer has begun before the signal.
     const auto begun = steady::now() + 10s;
@@ -462,7 +453,7 @@ TEST_CASE("SIGTERM during 50 downloads: each completes or resumes to an identica
     if (received[i].size() < content.size()) {
       ++cut;
       socket_fd resume(again.port);
-      REQUIRE(resume.send_all(seed_resume_request(received[i].size())));
+      REQUIRE(send_all(resume.get(), seed_resume_request(received[i].size())));
       CHECK(received[i] + read_to_end(resume) == content);
     }
   }
@@ -481,7 +472,7 @@ TEST_CASE("random bytes into every port of echo and files leave them serving", "
       socket_fd rude(server.port);
       REQUIRE(rude);
       const std::string junk = random_bytes(random, 1 + random() % 8192);
-      REQUIRE(rude.send_all(junk));
+      REQUIRE(send_all(rude.get(), junk));
       if (echoes) {
         std::string back(junk.size(), '\0');
         CHECK(::recv(rude.get(), back.data(), back.size(), MSG_WAITALL) == static_cast<ssize_t>(junk.size()));
@@ -538,7 +529,7 @@ TEST_CASE("--max-connections 20: 10 more clients are closed at once, and room fr
   char buf[16];
   for (int i = 0; i < 20; ++i) {
     served.emplace_back(server.port);
-    REQUIRE(served.back().send_all("hi"));
+    REQUIRE(send_all(served.back().get(), "hi"));
     CHECK(::recv(served.back().get(), buf, 2, MSG_WAITALL) == 2);
   }
   for (int i = 0; i < 10; ++i) {
@@ -562,7 +553,7 @@ TEST_CASE("a second SIGTERM during the drain exits at once with 128 + 15", "[io]
   write_pattern_file(dir.file("big.bin"), 16 * 1024 * 1024);
   server_process server("files", {"--file", dir.file("big.bin"), "--drain-timeout", "30"});
   socket_fd stalled(server.port, 16 * 1024);  // asks for the file and reads none of it
-  REQUIRE(stalled.send_all(std::string_view("0\0", 2)));
+  REQUIRE(send_all(stalled.get(), std::string_view("0\0", 2)));
   REQUIRE(wait_for(stalled.get(), POLLIN, 5s));
   server.process.signal(SIGTERM);
   REQUIRE(server.process.wait_for_line("no longer accepting"));
