@@ -13,7 +13,6 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -399,31 +398,6 @@ TEST_CASE("a line longer than 64 bytes gets an error and the connection is close
   }
   server.check_serving();
   server.stop();
-}
-
-TEST_CASE("random bytes into the TCP and UDP ports leave the server serving", "[io][guess]") {
-  std::mt19937 random(2024);
-  const auto junk = [&](std::size_t size) {
-    std::string bytes(size, '\0');
-    for (char& c : bytes) c = static_cast<char>(random());
-    return bytes;
-  };
-  guess_server tcp;
-  for (int i = 0; i < 50; ++i) {
-    tcp_player rude(tcp.port);
-    rude.send(junk(1 + random() % 4096));
-    if (i % 2 == 0) rude.closed_within(2s);  // half of them wait for the server to hang up
-  }
-  tcp.check_serving();
-  tcp.stop();
-
-  guess_server udp({"--udp"});
-  for (int i = 0; i < 50; ++i) {
-    udp_player rude(udp.port);
-    for (int j = 0; j < 10; ++j) rude.send(junk(random() % 2048));
-  }
-  udp.check_serving();
-  udp.stop();
 }
 
 TEST_CASE("a client that drips one byte every 2 s is cut off by --request-timeout 3",

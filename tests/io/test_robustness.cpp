@@ -62,12 +62,26 @@ struct server_process {
     return fds() == baseline;
   }
 
-  command_result run_client(std::string client, std::vector<std::string> extra,
-                            std::chrono::milliseconds limit = 60s) const {
+  std::vector<std::string> client_args(std::string client, std::vector<std::string> extra) const {
     std::vector<std::string> argv{program(), std::move(client), "--port", std::to_string(port),
                                   "--backend", backend_name()};
     argv.insert(argv.end(), extra.begin(), extra.end());
-    return run_command(argv, limit);
+    return argv;
+  }
+
+  command_result run_client(std::string client, std::vector<std::string> extra,
+                            std::chrono::milliseconds limit = 60s) const {
+    return run_command(client_args(std::move(client), std::move(extra)), limit);
+  }
+
+  // Our `client` with `extra` options still gets correct service: it exits
+  // 0 and prints `expected`.
+  void check_serves(std::string client, std::vector<std::string> extra, std::string_view expected) {
+    REQUIRE(alive());
+    auto result = run_client(std::move(client), std::move(extra), 30s);
+    INFO(result.err);
+    CHECK(result.status == 0);
+    CHECK(result.out.find(expected) != std::string::npos);
   }
 
   // An echo server still echoes a fresh client's message.
@@ -203,6 +217,68 @@ std::string seed_resume_request(std::size_t offset) {
   char field[10] = {};
   std::snprintf(field, sizeof field, "%zu", offset);
   return std::string("2\0", 2) + std::string(field, sizeof field);
+}
+
+// Sprays `connections` connections of 1 byte to 8 KiB of random bytes at a
+// TCP server. An echo server must send each back intact; any other answers
+// as its protocol allows, and half the connections wait for it to hang up.
+// Its fd table is back to where it was afterwards.
+void spray_stream(server_process& server, std::mt19937& random, bool echoes, int connections = 40) {
+  const std::size_t baseline = server.fds();
+  for (int i = 0; i < connections; ++i) {
+    socket_fd rude(server.port);
+    REQUIRE(rude);
+    const std::string junk = random_bytes(random, 1 + random() % 8192);
+    if (echoes) {
+      REQUIRE(send_all(rude.get(), junk));
+      std::string back(junk.size(), '\0');
+      CHECK(::recv(rude.get(), back.data(), back.size(), MSG_WAITALL) == static_cast<ssize_t>(junk.size()));
+      CHECK(back == junk);
+      continue;
+    }
+    // The server may hang up before it has read all the junk.
+    send_all(rude.get(), junk);
+    if (i % 2 == 0) read_to_end(rude, 3s);
+  }
+  REQUIRE(server.alive());
+  CHECK(server.fds_back_to(baseline));
+}
+
+struct udp_tally {
+  std::size_t sent = 0;      // bytes sprayed from one source
+  std::size_t returned = 0;  // bytes the server sent back to it
+};
+
+// Sprays datagrams of 0 to 2 KiB of random bytes at a UDP server, `each`
+// from each of `sources` sockets, then takes what comes back until the
+// server falls silent. The server's fd table does not change.
+std::vector<udp_tally> spray_datagrams(server_process& server, std::mt19937& random, int sources = 10,
+                                       int each = 30) {
+  const std::size_t baseline = server.fds();
+  std::vector<plain_socket> sprayers;
+  std::vector<udp_tally> tallies(static_cast<std::size_t>(sources));
+  for (int i = 0; i < sources; ++i) {
+    auto sprayer = plain_socket::udp();
+    REQUIRE(sprayer);
+    sprayers.push_back(std::move(*sprayer));
+  }
+  for (int j = 0; j < each; ++j) {
+    for (std::size_t i = 0; i < sprayers.size(); ++i) {
+      const std::string junk = random_bytes(random, random() % 2048);
+      sprayers[i].send_to(junk, server.port);
+      tallies[i].sent += junk.size();
+    }
+  }
+  std::vector<pollfd> waiting;
+  for (const plain_socket& sprayer : sprayers) waiting.push_back({sprayer.fd(), POLLIN, 0});
+  while (::poll(waiting.data(), waiting.size(), 300) > 0) {
+    for (std::size_t i = 0; i < sprayers.size(); ++i) {
+      if (waiting[i].revents & POLLIN) tallies[i].returned += sprayers[i].receive(0ms).value_or("").size();
+    }
+  }
+  REQUIRE(server.alive());
+  CHECK(server.fds() == baseline);
+  return tallies;
 }
 
 // Round trips of one small message on a fresh connection, sorted.
@@ -464,60 +540,75 @@ TEST_CASE("SIGTERM during 50 downloads: each completes or resumes to an identica
 
 TEST_CASE("random bytes into every port of echo and files leave them serving", "[io][robust][fuzz]") {
   std::mt19937 random(7);
-  // Echo sends the junk back; files closes on it (at the request timeout
-  // when the junk happens to begin a valid request).
-  const auto spray_tcp = [&](server_process& server, bool echoes) {
-    const std::size_t baseline = server.fds();
-    for (int i = 0; i < 40; ++i) {
-      socket_fd rude(server.port);
-      REQUIRE(rude);
-      const std::string junk = random_bytes(random, 1 + random() % 8192);
-      REQUIRE(send_all(rude.get(), junk));
-      if (echoes) {
-        std::string back(junk.size(), '\0');
-        CHECK(::recv(rude.get(), back.data(), back.size(), MSG_WAITALL) == static_cast<ssize_t>(junk.size()));
-        CHECK(back == junk);
-      } else if (i % 2 == 0) {
-        read_to_end(rude, 3s);  // half wait for the server to hang up
-      }
-    }
-    CHECK(server.fds_back_to(baseline));
-  };
   {
     server_process echo("echo", {});
-    spray_tcp(echo, true);
+    spray_stream(echo, random, true);
     echo.check_echoes();
     echo.stop();
   }
   temp_dir dir;
   const std::string content = write_pattern_file(dir.file("small.bin"), 100'000);
   {
+    // Junk that happens to begin a valid request ends at the request timeout.
     server_process files("files", {"--file", dir.file("small.bin"), "--request-timeout", "1"});
-    spray_tcp(files, false);
-    auto download = files.run_client("files-client", {"--output", dir.file("tcp.bin"), "--timeout", "10"});
-    CHECK(download.status == 0);
+    spray_stream(files, random, false);
+    files.check_serves("files-client", {"--output", dir.file("tcp.bin"), "--timeout", "10"}, "");
     CHECK(read_file(dir.file("tcp.bin")) == content);
     files.stop();
   }
   {
     server_process files("files", {"--udp", "--file", dir.file("small.bin")});
-    const int udp = ::socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(files.port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    for (int i = 0; i < 500; ++i) {
-      const std::string junk = random_bytes(random, random() % 2048);
-      ::sendto(udp, junk.data(), junk.size(), 0, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    }
-    ::close(udp);
-    REQUIRE(files.alive());
-    auto download = files.run_client(
-        "files-client", {"--udp", "--output", dir.file("udp.bin"), "--timeout", "20"});
-    INFO(download.err);
-    CHECK(download.status == 0);
+    spray_datagrams(files, random);
+    files.check_serves("files-client", {"--udp", "--output", dir.file("udp.bin"), "--timeout", "20"}, "");
     CHECK(read_file(dir.file("udp.bin")) == content);
     files.stop();
+  }
+}
+
+TEST_CASE("random bytes into every port of ack, daytime, udp-echo and guess leave them serving",
+          "[io][robust][fuzz]") {
+  std::mt19937 random(11);
+  // Junk without a line end ends at the request timeout; junk that ends
+  // exactly at one, at the idle timeout.
+  const std::vector<std::string> limits{"--request-timeout", "1", "--idle-timeout", "2"};
+  {
+    server_process ack("ack", limits);
+    spray_stream(ack, random, false);
+    ack.check_serves("ack-client", {"--message", "still serving", "--timeout", "10"}, "I got your message\n");
+    CHECK(ack.process.out().find(": still serving\n") != std::string::npos);
+    ack.stop();
+  }
+  {
+    server_process daytime("daytime", limits);
+    spray_stream(daytime, random, false);
+    daytime.check_serves("daytime-client", {"--timeout", "10"}, "-UTC\n");
+    daytime.stop();
+  }
+  {
+    server_process daytime("daytime", {"--udp"});
+    spray_datagrams(daytime, random);
+    daytime.check_serves("daytime-client", {"--udp", "--timeout", "10"}, "-UTC\n");
+    daytime.stop();
+  }
+  {
+    server_process echo("udp-echo", {});
+    for (const udp_tally& source : spray_datagrams(echo, random)) {
+      CHECK(source.returned <= source.sent);  // no amplification, whatever the rate limit lets through
+    }
+    echo.check_serves("udp-echo-client", {"--message", "still serving", "--timeout", "10"}, "still serving\n");
+    echo.stop();
+  }
+  {
+    server_process guess("guess", limits);
+    spray_stream(guess, random, false);
+    guess.check_serves("guess-client", {"--auto", "--timeout", "20"}, "won in");
+    guess.stop();
+  }
+  {
+    server_process guess("guess", {"--udp"});
+    spray_datagrams(guess, random);
+    guess.check_serves("guess-client", {"--udp", "--auto", "--timeout", "20"}, "won in");
+    guess.stop();
   }
 }
 
