@@ -16,7 +16,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <deque>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -609,6 +611,119 @@ TEST_CASE("random bytes into every port of ack, daytime, udp-echo and guess leav
     spray_datagrams(guess, random);
     guess.check_serves("guess-client", {"--udp", "--auto", "--timeout", "20"}, "won in");
     guess.stop();
+  }
+}
+
+TEST_CASE("a byte every 2 s: a request is cut off at --request-timeout 3, echo goes on, others are served",
+          "[io][robust][slow]") {
+  temp_dir dir;
+  const std::string content = write_pattern_file(dir.file("small.bin"), 100'000);
+  // The same limits everywhere: the request timeout is shorter than the
+  // four drops take, and each gap between drops is shorter than the idle timeout.
+  const std::vector<std::string> limits{"--request-timeout", "3", "--idle-timeout", "3"};
+  std::vector<std::string> files_flags{"--file", dir.file("small.bin")};
+  files_flags.insert(files_flags.end(), limits.begin(), limits.end());
+  server_process ack("ack", limits);
+  server_process guess("guess", limits);
+  server_process files("files", files_flags);
+  server_process echo("echo", limits);
+  std::vector<server_process*> servers{&ack, &guess, &files, &echo};
+  std::vector<std::size_t> baselines;
+  for (server_process* server : servers) baselines.push_back(server->fds());
+
+  // A raw client that sends `preamble` at once, then one byte of `drip`
+  // every 2 s while it is connected.
+  struct dripper {
+    dripper(plain_socket to, std::string first, std::string bytes)
+        : socket(std::move(to)), preamble(std::move(first)), drip(std::move(bytes)) {}
+    plain_socket socket;
+    std::string preamble;
+    std::string drip;
+    std::string received;
+    std::optional<steady::duration> closed_after;
+  };
+  // The seed's files client sends its command before the offset; a request
+  // (the offset) begins at the offset's first byte.
+  const std::string resume = seed_resume_request(1000);
+  std::vector<dripper> drippers;
+  drippers.emplace_back(plain_socket::tcp(ack.port), "", "ping");
+  drippers.emplace_back(plain_socket::tcp(guess.port), "", "100\n");
+  drippers.emplace_back(plain_socket::tcp(files.port), resume.substr(0, 2), resume.substr(2, 4));
+  drippers.emplace_back(plain_socket::tcp(echo.port), "", "ping");
+  const auto start = steady::now();
+  // Takes what the servers send until `until`, noting when each hangs up.
+  const auto read_until = [&](steady::time_point until) {
+    while (steady::now() < until) {
+      std::vector<pollfd> open;
+      std::vector<dripper*> owners;
+      for (dripper& d : drippers) {
+        if (d.closed_after) continue;
+        open.push_back({d.socket.fd(), POLLIN, 0});
+        owners.push_back(&d);
+      }
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - steady::now());
+      if (::poll(open.data(), open.size(), static_cast<int>(std::clamp(left.count(), 0L, 50L))) <= 0) continue;
+      for (std::size_t i = 0; i < open.size(); ++i) {
+        if (!(open[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        char buf[4096];
+        const ssize_t n = ::recv(open[i].fd, buf, sizeof buf, 0);
+        if (n > 0) {
+          owners[i]->received.append(buf, static_cast<std::size_t>(n));
+        } else {
+          owners[i]->closed_after = steady::now() - start;
+        }
+      }
+    }
+  };
+  std::deque<child_process> others;
+  for (int drop = 0; drop < 4; ++drop) {
+    read_until(start + drop * 2s);
+    for (dripper& d : drippers) {
+      if (d.closed_after) continue;
+      // A server may have hung up unseen yet; what it read decides.
+      d.socket.send((drop == 0 ? d.preamble : "") + d.drip.substr(static_cast<std::size_t>(drop), 1));
+    }
+    if (drop == 0) {
+      // Clients of ours, served while every dripper holds its connection.
+      others.emplace_back(ack.client_args("ack-client", {"--message", "meanwhile", "--timeout", "10"}));
+      others.emplace_back(guess.client_args("guess-client", {"--auto", "--timeout", "10"}));
+      others.emplace_back(files.client_args("files-client", {"--output", dir.file("got.bin"), "--timeout", "10"}));
+      others.emplace_back(echo.client_args("echo-client", {"--message", "meanwhile", "--timeout", "10"}));
+    }
+  }
+  read_until(start + 6500ms);
+
+  const auto cut_at_request_timeout = [](const dripper& d) {
+    REQUIRE(d.closed_after.has_value());
+    INFO("cut off after " << std::chrono::duration_cast<std::chrono::milliseconds>(*d.closed_after).count()
+                          << " ms");
+    CHECK(*d.closed_after >= 2500ms);
+    CHECK(*d.closed_after < 4500ms);  // the drip would have gone on to 6 s
+  };
+  // Ack's message ends at a lull of 200 ms, long before the next drop: the
+  // dripper is answered for its first byte, never held until the timeout.
+  CHECK(drippers[0].received == "I got your message");
+  REQUIRE(drippers[0].closed_after.has_value());
+  CHECK(*drippers[0].closed_after < 1500ms);
+  CHECK(ack.process.out().find(": p\n") != std::string::npos);
+  CHECK(drippers[1].received == "guess a number from 1 to 100\n");
+  cut_at_request_timeout(drippers[1]);
+  CHECK(drippers[2].received.empty());
+  cut_at_request_timeout(drippers[2]);
+  // Echo has no requests: each drop is echoed, and gaps under the idle
+  // timeout never close it.
+  CHECK(drippers[3].received == "ping");
+  CHECK_FALSE(drippers[3].closed_after.has_value());
+  drippers[3].socket.close();
+
+  for (child_process& other : others) CHECK(other.wait_exit(10s) == 0);
+  CHECK(others[0].out() == "I got your message\n");
+  CHECK(others[1].out().find("won in") != std::string::npos);
+  CHECK(read_file(dir.file("got.bin")) == content);
+  CHECK(others[3].out() == "meanwhile");
+  for (std::size_t i = 0; i < servers.size(); ++i) {
+    CHECK(servers[i]->fds_back_to(baselines[i]));
+    servers[i]->stop();
   }
 }
 
