@@ -10,6 +10,7 @@
 #include <switchboard/time.hpp>
 
 #include "log.hpp"
+#include "port.hpp"
 
 namespace switchboard::services {
 namespace {
@@ -18,9 +19,7 @@ void add_endpoint_options(CLI::App& cmd, std::string& host, std::uint16_t& port,
                           std::string& unix_path, std::uint16_t default_port) {
   port = default_port;
   cmd.add_option("--host", host, "address or name to use (default loopback)")->capture_default_str();
-  auto* port_option = cmd.add_option("-p,--port", port, "TCP/UDP port (0: any free port)")
-                          ->check(CLI::Range(0, 65535))
-                          ->capture_default_str();
+  auto* port_option = add_port_option(cmd, "-p,--port", port, "TCP/UDP port (0: any free port)");
   cmd.add_option("--unix", unix_path, "Unix-domain socket path instead of TCP")
       ->excludes(port_option);
 }
@@ -35,6 +34,23 @@ std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv) {
     return status == 0 ? 0 : exit_usage;
   }
   return std::nullopt;
+}
+
+CLI::Option* add_port_option(CLI::App& cmd, const std::string& name, std::uint16_t& port,
+                             const std::string& description) {
+  const CLI::Validator is_port(
+      [](std::string& text) {
+        return parse_port(text) ? std::string()
+                                : fmt::format("expected a port number from 0 to 65535, got '{}'", text);
+      },
+      "");
+  // The validator runs before the callback, so the callback's text parses.
+  return cmd
+      .add_option_function<std::string>(
+          name, [&port](const std::string& text) { port = *parse_port(text); }, description)
+      ->check(is_port)
+      ->type_name("PORT")
+      ->default_str(std::to_string(port));
 }
 
 CLI::Option* add_seconds(CLI::App& cmd, const std::string& name, milliseconds& target,

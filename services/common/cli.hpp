@@ -36,6 +36,12 @@ using command_list = std::vector<command>;
 // status to exit with (0 after --help or --version, 2 on a usage error).
 std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv);
 
+// A port option `name` into `port`, its current value shown as the default:
+// decimal digits from 0 to 65535 (see parse_port), else a usage error that
+// names the option, the range and what the user typed.
+CLI::Option* add_port_option(CLI::App& cmd, const std::string& name, std::uint16_t& port,
+                             const std::string& description);
+
 // A duration option given in (fractional, non-negative) seconds, its
 // current value shown as the default.
 CLI::Option* add_seconds(CLI::App& cmd, const std::string& name, milliseconds& target,

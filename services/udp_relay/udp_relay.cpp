@@ -10,6 +10,7 @@
 #include <switchboard/time.hpp>
 
 #include "../common/log.hpp"
+#include "../common/port.hpp"
 #include "../common/server.hpp"
 
 namespace switchboard::services::udp_relay {
@@ -134,19 +135,14 @@ task<void> relay_datagrams(datagram_socket& front, server_state& server,
 // HOST:PORT or [IPv6]:PORT.
 result<endpoint> parse_target(const std::string& text) {
   const auto colon = text.rfind(':');
-  if (colon == std::string::npos || colon + 1 == text.size()) {
+  if (colon == std::string::npos) {
     return std::make_error_code(std::errc::invalid_argument);
   }
   std::string host = text.substr(0, colon);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  unsigned long port = 0;
-  try {
-    port = std::stoul(text.substr(colon + 1));
-  } catch (const std::exception&) {
-    return std::make_error_code(std::errc::invalid_argument);
-  }
-  if (port == 0 || port > 65535) return std::make_error_code(std::errc::invalid_argument);
-  auto addresses = resolve(host, static_cast<std::uint16_t>(port));
+  const auto port = parse_port(std::string_view(text).substr(colon + 1));
+  if (!port || *port == 0) return std::make_error_code(std::errc::invalid_argument);
+  auto addresses = resolve(host, *port);
   if (!addresses) return addresses.error();
   if (addresses->empty()) return std::make_error_code(std::errc::address_not_available);
   return addresses->front();
@@ -155,7 +151,9 @@ result<endpoint> parse_target(const std::string& text) {
 task<int> run(const relay_options& options) {
   auto target = parse_target(options.target);
   if (!target) {
-    log("udp-relay: --target {}: {}", options.target, target.error().message());
+    const bool malformed = target.error() == std::errc::invalid_argument;
+    log("udp-relay: --target {}: {}", options.target,
+        malformed ? "expected HOST:PORT with a port from 1 to 65535" : target.error().message());
     co_return exit_usage;
   }
   server_state server;
@@ -177,8 +175,7 @@ void add_command(CLI::App& app, command_list& commands) {
   CLI::App* cmd = app.add_subcommand(
       "udp-relay", "relay UDP to a target, dropping and reordering datagrams on purpose");
   cmd->add_option("--host", options->host, "address to listen on")->capture_default_str();
-  cmd->add_option("--listen-port", options->listen_port, "port to listen on (0: any free port)")
-      ->capture_default_str();
+  add_port_option(*cmd, "--listen-port", options->listen_port, "port to listen on (0: any free port)");
   cmd->add_option("--target", options->target, "where to relay to: HOST:PORT")->required();
   cmd->add_option("--loss", options->loss, "fraction of datagrams dropped, each direction")
       ->check(CLI::Range(0.0, 1.0))

@@ -47,6 +47,26 @@ TEST_CASE("usage errors print to stderr and exit 2", "[cli]") {
   }
 }
 
+TEST_CASE("a bad port is a usage error that names the option, the range and the text", "[cli]") {
+  for (const char* port : {"70000", "-1", " 80", "80x", "0x50", ""}) {
+    INFO("--port '" << port << "'");
+    auto result = switchboard_run({"echo", "--port", port});
+    CHECK(result.status == 2);
+    CHECK(result.err.find("--port: expected a port number from 0 to 65535, got '" + std::string(port) + "'") !=
+          std::string::npos);
+  }
+  auto relay = switchboard_run({"udp-relay", "--listen-port", "70000", "--target", "127.0.0.1:7"});
+  CHECK(relay.status == 2);
+  CHECK(relay.err.find("--listen-port: expected a port number from 0 to 65535, got '70000'") !=
+        std::string::npos);
+  for (const char* target : {"127.0.0.1:80x", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:"}) {
+    INFO("--target " << target);
+    auto bad = switchboard_run({"udp-relay", "--listen-port", "0", "--target", target});
+    CHECK(bad.status == 2);
+    CHECK(bad.err.find("expected HOST:PORT with a port from 1 to 65535") != std::string::npos);
+  }
+}
+
 TEST_CASE("a port already in use is a clear error", "[cli]") {
   child_process first({program(), "echo", "--port", "0"});
   const std::uint16_t port = first.wait_listening();

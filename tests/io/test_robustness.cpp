@@ -16,17 +16,18 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <deque>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "../support/async.hpp"
+#include "../support/plain.hpp"
 
 using namespace switchboard::testing;
-using steady = std::chrono::steady_clock;
 
 namespace {
 
@@ -56,16 +57,42 @@ struct server_process {
   bool alive() { return process.wait_exit(0ms) == std::nullopt; }
   std::size_t fds() const { return open_fds(process.pid()); }
 
+  // The fd count at rest, the least of a few readings: under UBSan a vptr
+  // check may hold a pipe open for a moment (it probes memory through one),
+  // so a single reading can be two high.
+  std::size_t resting_fds() const {
+    std::size_t least = fds();
+    for (int i = 0; i < 4; ++i) {
+      std::this_thread::sleep_for(10ms);
+      least = std::min(least, fds());
+    }
+    return least;
+  }
+
   bool fds_back_to(std::size_t baseline, std::chrono::milliseconds limit = 5s) const {
     return switchboard::testing::fds_back_to(process.pid(), baseline, limit);
   }
 
-  command_result run_client(std::string client, std::vector<std::string> extra,
-                            std::chrono::milliseconds limit = 60s) const {
+  std::vector<std::string> client_args(std::string client, std::vector<std::string> extra) const {
     std::vector<std::string> argv{program(), std::move(client), "--port", std::to_string(port),
                                   "--backend", backend_name()};
     argv.insert(argv.end(), extra.begin(), extra.end());
-    return run_command(argv, limit);
+    return argv;
+  }
+
+  command_result run_client(std::string client, std::vector<std::string> extra,
+                            std::chrono::milliseconds limit = 60s) const {
+    return run_command(client_args(std::move(client), std::move(extra)), limit);
+  }
+
+  // Our `client` with `extra` options still gets correct service: it exits
+  // 0 and prints `expected`.
+  void check_serves(std::string client, std::vector<std::string> extra, std::string_view expected) {
+    REQUIRE(alive());
+    auto result = run_client(std::move(client), std::move(extra), 30s);
+    INFO(result.err);
+    CHECK(result.status == 0);
+    CHECK(result.out.find(expected) != std::string::npos);
   }
 
   // An echo server still echoes a fresh client's message.
@@ -132,14 +159,6 @@ class socket_fd {
     const linger hard{1, 0};
     ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
     close();
-  }
-  bool send_all(std::string_view bytes) {
-    while (!bytes.empty()) {
-      const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      bytes.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
   }
 
  private:
@@ -211,6 +230,68 @@ std::string seed_resume_request(std::size_t offset) {
   return std::string("2\0", 2) + std::string(field, sizeof field);
 }
 
+// Sprays `connections` connections of 1 byte to 8 KiB of random bytes at a
+// TCP server. An echo server must send each back intact; any other answers
+// as its protocol allows, and half the connections wait for it to hang up.
+// Its fd table is back to where it was afterwards.
+void spray_stream(server_process& server, std::mt19937& random, bool echoes, int connections = 40) {
+  const std::size_t baseline = server.resting_fds();
+  for (int i = 0; i < connections; ++i) {
+    socket_fd rude(server.port);
+    REQUIRE(rude);
+    const std::string junk = random_bytes(random, 1 + random() % 8192);
+    if (echoes) {
+      REQUIRE(send_all(rude.get(), junk));
+      std::string back(junk.size(), '\0');
+      CHECK(::recv(rude.get(), back.data(), back.size(), MSG_WAITALL) == static_cast<ssize_t>(junk.size()));
+      CHECK(back == junk);
+      continue;
+    }
+    // The server may hang up before it has read all the junk.
+    send_all(rude.get(), junk);
+    if (i % 2 == 0) read_to_end(rude, 3s);
+  }
+  REQUIRE(server.alive());
+  CHECK(server.fds_back_to(baseline));
+}
+
+struct udp_tally {
+  std::size_t sent = 0;      // bytes sprayed from one source
+  std::size_t returned = 0;  // bytes the server sent back to it
+};
+
+// Sprays datagrams of 0 to 2 KiB of random bytes at a UDP server, `each`
+// from each of `sources` sockets, then takes what comes back until the
+// server falls silent. The server's fd table ends where it began.
+std::vector<udp_tally> spray_datagrams(server_process& server, std::mt19937& random, int sources = 10,
+                                       int each = 30) {
+  const std::size_t baseline = server.resting_fds();
+  std::vector<plain_socket> sprayers;
+  std::vector<udp_tally> tallies(static_cast<std::size_t>(sources));
+  for (int i = 0; i < sources; ++i) {
+    auto sprayer = plain_socket::udp();
+    REQUIRE(sprayer);
+    sprayers.push_back(std::move(*sprayer));
+  }
+  for (int j = 0; j < each; ++j) {
+    for (std::size_t i = 0; i < sprayers.size(); ++i) {
+      const std::string junk = random_bytes(random, random() % 2048);
+      sprayers[i].send_to(junk, server.port);
+      tallies[i].sent += junk.size();
+    }
+  }
+  std::vector<pollfd> waiting;
+  for (const plain_socket& sprayer : sprayers) waiting.push_back({sprayer.fd(), POLLIN, 0});
+  while (::poll(waiting.data(), waiting.size(), 300) > 0) {
+    for (std::size_t i = 0; i < sprayers.size(); ++i) {
+      if (waiting[i].revents & POLLIN) tallies[i].returned += sprayers[i].receive(0ms).value_or("").size();
+    }
+  }
+  REQUIRE(server.alive());
+  CHECK(server.fds_back_to(baseline));
+  return tallies;
+}
+
 // Round trips of one small message on a fresh connection, sorted.
 std::vector<std::chrono::microseconds> round_trips(std::uint16_t port, int count) {
   socket_fd s(port);
@@ -219,7 +300,7 @@ std::vector<std::chrono::microseconds> round_trips(std::uint16_t port, int count
   char buf[64];
   for (int i = 0; i < count; ++i) {
     const auto start = steady::now();
-    REQUIRE(s.send_all("ping-pong"));
+    REQUIRE(send_all(s.get(), "ping-pong"));
     std::size_t got = 0;
     while (got < 9) {
       REQUIRE(wait_for(s.get(), POLLIN, 10s));
@@ -247,7 +328,7 @@ TEST_CASE("with 256 fds, 1,000 connection attempts neither kill the server nor s
   // --max-connections above the fd limit, so that accept() itself runs out.
   server_process server("echo", {"--idle-timeout", "0", "--max-connections", "1000"},
                         {"prlimit", "--nofile=256:256"});
-  const std::size_t baseline = server.fds();
+  const std::size_t baseline = server.resting_fds();
   const auto cpu_before = cpu_time(server.process.pid());
   const auto start = steady::now();
   std::vector<socket_fd> crowd;
@@ -273,7 +354,7 @@ TEST_CASE("with 256 fds, 1,000 connection attempts neither kill the server nor s
 TEST_CASE("10,000 concurrent echo connections each echo intact", "[io][robust][load]") {
   if (!enough_fds(10'200)) return;
   server_process server("echo", {});
-  const std::size_t baseline = server.fds();
+  const std::size_t baseline = server.resting_fds();
   auto result = server.run_client(
       "echo-client", {"--size", "32", "--count", "2", "--connections", "10000", "--timeout", "100"},
       120s);
@@ -287,7 +368,7 @@ TEST_CASE("10,000 concurrent echo connections each echo intact", "[io][robust][l
 TEST_CASE("5,000 idle connections beside 50 active clients starve nobody", "[io][robust][load]") {
   if (!enough_fds(6000)) return;
   server_process server("echo", {"--idle-timeout", "0"});
-  const std::size_t baseline = server.fds();
+  const std::size_t baseline = server.resting_fds();
   const auto quiet = round_trips(server.port, 500);
   std::vector<socket_fd> idle;
   for (int i = 0; i < 5000; ++i) {
@@ -314,7 +395,7 @@ TEST_CASE("5,000 idle connections beside 50 active clients starve nobody", "[io]
 TEST_CASE("a client that never reads stalls only itself and is dropped after --send-timeout",
           "[io][robust][slow]") {
   server_process server("echo", {"--send-timeout", "1", "--idle-timeout", "0"});
-  const std::size_t baseline = server.fds();
+  const std::size_t baseline = server.resting_fds();
   const std::size_t rss_before = rss_kib(server.process.pid());
   socket_fd hog(server.port);
   REQUIRE(hog);
@@ -344,7 +425,7 @@ TEST_CASE("a client that never reads stalls only itself and is dropped after --s
 
 TEST_CASE("a half-closed client still receives every echoed byte, then EOF", "[io][robust]") {
   server_process server("echo", {});
-  const std::size_t baseline = server.fds();
+  const std::size_t baseline = server.resting_fds();
   socket_fd client(server.port);
   REQUIRE(client);
   client.set_nonblocking();
@@ -384,11 +465,11 @@ TEST_CASE("a peer reset in the middle of a download leaves the files server serv
   temp_dir dir;
   const std::string content = write_pattern_file(dir.file("big.bin"), 8 * 1024 * 1024);
   server_process server("files", {"--file", dir.file("big.bin")});
-  const std::size_t baseline = server.fds();
+  const std::size_t baseline = server.resting_fds();
   for (int i = 0; i < 10; ++i) {
     socket_fd rude(server.port, 16 * 1024);
     REQUIRE(rude);
-    REQUIRE(rude.send_all(std::string_view("0\0", 2)));
+    REQUIRE(send_all(rude.get(), std::string_view("0\0", 2)));
     char buf[4096];
     REQUIRE(wait_for(rude.get(), POLLIN, 5s));
     CHECK(::recv(rude.get(), buf, sizeof buf, 0) > 0);
@@ -396,7 +477,7 @@ TEST_CASE("a peer reset in the middle of a download leaves the files server serv
   }
   CHECK(server.fds_back_to(baseline));
   socket_fd polite(server.port);
-  REQUIRE(polite.send_all(std::string_view("0\0", 2)));
+  REQUIRE(send_all(polite.get(), std::string_view("0\0", 2)));
   CHECK(read_to_end(polite) == content);
   server.stop();
 }
@@ -426,7 +507,7 @@ TEST_CASE("SIGTERM during 50 downloads: each completes or resumes to an identica
     for (int i = 0; i < 50; ++i) {
       downloads.emplace_back(server.port, 64 * 1024);
       REQUIRE(downloads.back());
-      REQUIRE(downloads.back().send_all(std::string_view("0\0", 2)));
+      REQUIRE(send_all(downloads.back().get(), std::string_view("0\0", 2)));
     }
     // Every transfer has begun before the signal.
     const auto begun = steady::now() + 10s;
@@ -459,7 +540,7 @@ TEST_CASE("SIGTERM during 50 downloads: each completes or resumes to an identica
     if (received[i].size() < content.size()) {
       ++cut;
       socket_fd resume(again.port);
-      REQUIRE(resume.send_all(seed_resume_request(received[i].size())));
+      REQUIRE(send_all(resume.get(), seed_resume_request(received[i].size())));
       CHECK(received[i] + read_to_end(resume) == content);
     }
   }
@@ -470,72 +551,203 @@ TEST_CASE("SIGTERM during 50 downloads: each completes or resumes to an identica
 
 TEST_CASE("random bytes into every port of echo and files leave them serving", "[io][robust][fuzz]") {
   std::mt19937 random(7);
-  // Echo sends the junk back; files closes on it (at the request timeout
-  // when the junk happens to begin a valid request).
-  const auto spray_tcp = [&](server_process& server, bool echoes) {
-    const std::size_t baseline = server.fds();
-    for (int i = 0; i < 40; ++i) {
-      socket_fd rude(server.port);
-      REQUIRE(rude);
-      const std::string junk = random_bytes(random, 1 + random() % 8192);
-      REQUIRE(rude.send_all(junk));
-      if (echoes) {
-        std::string back(junk.size(), '\0');
-        CHECK(::recv(rude.get(), back.data(), back.size(), MSG_WAITALL) == static_cast<ssize_t>(junk.size()));
-        CHECK(back == junk);
-      } else if (i % 2 == 0) {
-        read_to_end(rude, 3s);  // half wait for the server to hang up
-      }
-    }
-    CHECK(server.fds_back_to(baseline));
-  };
   {
     server_process echo("echo", {});
-    spray_tcp(echo, true);
+    spray_stream(echo, random, true);
     echo.check_echoes();
     echo.stop();
   }
   temp_dir dir;
   const std::string content = write_pattern_file(dir.file("small.bin"), 100'000);
   {
+    // Junk that happens to begin a valid request ends at the request timeout.
     server_process files("files", {"--file", dir.file("small.bin"), "--request-timeout", "1"});
-    spray_tcp(files, false);
-    auto download = files.run_client("files-client", {"--output", dir.file("tcp.bin"), "--timeout", "10"});
-    CHECK(download.status == 0);
+    spray_stream(files, random, false);
+    files.check_serves("files-client", {"--output", dir.file("tcp.bin"), "--timeout", "10"}, "");
     CHECK(read_file(dir.file("tcp.bin")) == content);
     files.stop();
   }
   {
     server_process files("files", {"--udp", "--file", dir.file("small.bin")});
-    const int udp = ::socket(AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(files.port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    for (int i = 0; i < 500; ++i) {
-      const std::string junk = random_bytes(random, random() % 2048);
-      ::sendto(udp, junk.data(), junk.size(), 0, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-    }
-    ::close(udp);
-    REQUIRE(files.alive());
-    auto download = files.run_client(
-        "files-client", {"--udp", "--output", dir.file("udp.bin"), "--timeout", "20"});
-    INFO(download.err);
-    CHECK(download.status == 0);
+    spray_datagrams(files, random);
+    files.check_serves("files-client", {"--udp", "--output", dir.file("udp.bin"), "--timeout", "20"}, "");
     CHECK(read_file(dir.file("udp.bin")) == content);
     files.stop();
+  }
+}
+
+TEST_CASE("random bytes into every port of ack, daytime, udp-echo and guess leave them serving",
+          "[io][robust][fuzz]") {
+  std::mt19937 random(11);
+  // Junk without a line end ends at the request timeout; junk that ends
+  // exactly at one, at the idle timeout.
+  const std::vector<std::string> limits{"--request-timeout", "1", "--idle-timeout", "2"};
+  {
+    server_process ack("ack", limits);
+    spray_stream(ack, random, false);
+    ack.check_serves("ack-client", {"--message", "still serving", "--timeout", "10"}, "I got your message\n");
+    CHECK(ack.process.out().find(": still serving\n") != std::string::npos);
+    ack.stop();
+  }
+  {
+    server_process daytime("daytime", limits);
+    spray_stream(daytime, random, false);
+    daytime.check_serves("daytime-client", {"--timeout", "10"}, "-UTC\n");
+    daytime.stop();
+  }
+  {
+    server_process daytime("daytime", {"--udp"});
+    spray_datagrams(daytime, random);
+    daytime.check_serves("daytime-client", {"--udp", "--timeout", "10"}, "-UTC\n");
+    daytime.stop();
+  }
+  {
+    server_process echo("udp-echo", {});
+    for (const udp_tally& source : spray_datagrams(echo, random)) {
+      CHECK(source.returned <= source.sent);  // no amplification, whatever the rate limit lets through
+    }
+    echo.check_serves("udp-echo-client", {"--message", "still serving", "--timeout", "10"}, "still serving\n");
+    echo.stop();
+  }
+  {
+    server_process guess("guess", limits);
+    spray_stream(guess, random, false);
+    guess.check_serves("guess-client", {"--auto", "--timeout", "20"}, "won in");
+    guess.stop();
+  }
+  {
+    server_process guess("guess", {"--udp"});
+    spray_datagrams(guess, random);
+    guess.check_serves("guess-client", {"--udp", "--auto", "--timeout", "20"}, "won in");
+    guess.stop();
+  }
+}
+
+TEST_CASE("a byte every 2 s: a request is cut off at --request-timeout 3, echo goes on, others are served",
+          "[io][robust][slow]") {
+  temp_dir dir;
+  const std::string content = write_pattern_file(dir.file("small.bin"), 100'000);
+  // The same limits everywhere: the request timeout is shorter than the
+  // four drops take, and each gap between drops is shorter than the idle timeout.
+  const std::vector<std::string> limits{"--request-timeout", "3", "--idle-timeout", "3"};
+  std::vector<std::string> files_flags{"--file", dir.file("small.bin")};
+  files_flags.insert(files_flags.end(), limits.begin(), limits.end());
+  server_process ack("ack", limits);
+  server_process guess("guess", limits);
+  server_process files("files", files_flags);
+  server_process echo("echo", limits);
+  std::vector<server_process*> servers{&ack, &guess, &files, &echo};
+  // On io_uring a download leaves a pipe pair behind for the next one (its
+  // sendfile is two splices): the baseline is taken with it in place.
+  REQUIRE(files.run_client("files-client", {"--output", dir.file("first.bin"), "--timeout", "10"}).status == 0);
+  std::vector<std::size_t> baselines;
+  for (server_process* server : servers) baselines.push_back(server->resting_fds());
+
+  // A raw client that sends `preamble` at once, then one byte of `drip`
+  // every 2 s while it is connected.
+  struct dripper {
+    dripper(plain_socket to, std::string first, std::string bytes)
+        : socket(std::move(to)), preamble(std::move(first)), drip(std::move(bytes)) {}
+    plain_socket socket;
+    std::string preamble;
+    std::string drip;
+    std::string received;
+    std::optional<steady::duration> closed_after;
+  };
+  // The seed's files client sends its command before the offset; a request
+  // (the offset) begins at the offset's first byte.
+  const std::string resume = seed_resume_request(1000);
+  std::vector<dripper> drippers;
+  drippers.emplace_back(plain_socket::tcp(ack.port), "", "ping");
+  drippers.emplace_back(plain_socket::tcp(guess.port), "", "100\n");
+  drippers.emplace_back(plain_socket::tcp(files.port), resume.substr(0, 2), resume.substr(2, 4));
+  drippers.emplace_back(plain_socket::tcp(echo.port), "", "ping");
+  const auto start = steady::now();
+  // Takes what the servers send until `until`, noting when each hangs up.
+  const auto read_until = [&](steady::time_point until) {
+    while (steady::now() < until) {
+      std::vector<pollfd> open;
+      std::vector<dripper*> owners;
+      for (dripper& d : drippers) {
+        if (d.closed_after) continue;
+        open.push_back({d.socket.fd(), POLLIN, 0});
+        owners.push_back(&d);
+      }
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - steady::now());
+      if (::poll(open.data(), open.size(), static_cast<int>(std::clamp(left.count(), 0L, 50L))) <= 0) continue;
+      for (std::size_t i = 0; i < open.size(); ++i) {
+        if (!(open[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        char buf[4096];
+        const ssize_t n = ::recv(open[i].fd, buf, sizeof buf, 0);
+        if (n > 0) {
+          owners[i]->received.append(buf, static_cast<std::size_t>(n));
+        } else {
+          owners[i]->closed_after = steady::now() - start;
+        }
+      }
+    }
+  };
+  std::deque<child_process> others;
+  for (int drop = 0; drop < 4; ++drop) {
+    read_until(start + drop * 2s);
+    for (dripper& d : drippers) {
+      if (d.closed_after) continue;
+      // A hang-up not seen yet makes this send fail harmlessly (MSG_NOSIGNAL).
+      d.socket.send((drop == 0 ? d.preamble : "") + d.drip.substr(static_cast<std::size_t>(drop), 1));
+    }
+    if (drop == 0) {
+      // Clients of ours, served while every dripper holds its connection.
+      others.emplace_back(ack.client_args("ack-client", {"--message", "meanwhile", "--timeout", "10"}));
+      others.emplace_back(guess.client_args("guess-client", {"--auto", "--timeout", "10"}));
+      others.emplace_back(files.client_args("files-client", {"--output", dir.file("got.bin"), "--timeout", "10"}));
+      others.emplace_back(echo.client_args("echo-client", {"--message", "meanwhile", "--timeout", "10"}));
+    }
+  }
+  read_until(start + 6500ms);
+
+  const auto cut_at_request_timeout = [](const dripper& d) {
+    REQUIRE(d.closed_after.has_value());
+    INFO("cut off after " << std::chrono::duration_cast<std::chrono::milliseconds>(*d.closed_after).count()
+                          << " ms");
+    CHECK(*d.closed_after >= 2500ms);
+    CHECK(*d.closed_after < 4500ms);  // the drip would have gone on to 6 s
+  };
+  // Ack's message ends at a lull of 200 ms, long before the next drop: the
+  // dripper is answered for its first byte, never held until the timeout.
+  CHECK(drippers[0].received == "I got your message");
+  REQUIRE(drippers[0].closed_after.has_value());
+  CHECK(*drippers[0].closed_after < 1500ms);
+  CHECK(ack.process.out().find(": p\n") != std::string::npos);
+  CHECK(drippers[1].received == "guess a number from 1 to 100\n");
+  cut_at_request_timeout(drippers[1]);
+  CHECK(drippers[2].received.empty());
+  cut_at_request_timeout(drippers[2]);
+  // Echo has no requests: each drop is echoed, and gaps under the idle
+  // timeout never close it.
+  CHECK(drippers[3].received == "ping");
+  CHECK_FALSE(drippers[3].closed_after.has_value());
+  drippers[3].socket.close();
+
+  for (child_process& other : others) CHECK(other.wait_exit(10s) == 0);
+  CHECK(others[0].out() == "I got your message\n");
+  CHECK(others[1].out().find("won in") != std::string::npos);
+  CHECK(read_file(dir.file("got.bin")) == content);
+  CHECK(others[3].out() == "meanwhile");
+  for (std::size_t i = 0; i < servers.size(); ++i) {
+    CHECK(servers[i]->fds_back_to(baselines[i]));
+    servers[i]->stop();
   }
 }
 
 TEST_CASE("--max-connections 20: 10 more clients are closed at once, and room frees up",
           "[io][robust][limits]") {
   server_process server("echo", {"--max-connections", "20", "--idle-timeout", "0"});
-  const std::size_t baseline = server.fds();
+  const std::size_t baseline = server.resting_fds();
   std::vector<socket_fd> served;
   char buf[16];
   for (int i = 0; i < 20; ++i) {
     served.emplace_back(server.port);
-    REQUIRE(served.back().send_all("hi"));
+    REQUIRE(send_all(served.back().get(), "hi"));
     CHECK(::recv(served.back().get(), buf, 2, MSG_WAITALL) == 2);
   }
   for (int i = 0; i < 10; ++i) {
@@ -559,7 +771,7 @@ TEST_CASE("a second SIGTERM during the drain exits at once with 128 + 15", "[io]
   write_pattern_file(dir.file("big.bin"), 16 * 1024 * 1024);
   server_process server("files", {"--file", dir.file("big.bin"), "--drain-timeout", "30"});
   socket_fd stalled(server.port, 16 * 1024);  // asks for the file and reads none of it
-  REQUIRE(stalled.send_all(std::string_view("0\0", 2)));
+  REQUIRE(send_all(stalled.get(), std::string_view("0\0", 2)));
   REQUIRE(wait_for(stalled.get(), POLLIN, 5s));
   server.process.signal(SIGTERM);
   REQUIRE(server.process.wait_for_line("no longer accepting"));

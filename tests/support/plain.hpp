@@ -81,6 +81,16 @@ struct service_process {
   }
 };
 
+// Sends all of `bytes` on blocking socket `fd`; false once the peer has gone.
+inline bool send_all(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
 inline bool readable(int fd, std::chrono::milliseconds limit) {
   pollfd p{fd, POLLIN, 0};
   return ::poll(&p, 1, static_cast<int>(limit.count())) == 1;
@@ -126,14 +136,7 @@ class plain_socket {
   }
 
   // Sends all of `bytes`; false once the peer has gone.
-  bool send(std::string_view bytes) {
-    while (!bytes.empty()) {
-      const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      bytes.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
-  }
+  bool send(std::string_view bytes) { return send_all(fd_, bytes); }
 
   struct received {
     std::string bytes;
