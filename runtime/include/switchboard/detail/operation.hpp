@@ -85,17 +85,13 @@ struct operation : ready_node, timer_node {
   operation* next_waiter = nullptr;  // FIFO of ops parked on one fd or one event
 
   direction wants() const noexcept {
-    switch (code) {
-      case op_code::send:
-      case op_code::sendmsg:
-      case op_code::connect:
-      case op_code::sendfile:
-        return direction::write;
-      case op_code::poll:
-        return (poll_events & POLLIN) ? direction::read : direction::write;
-      default:
-        return direction::read;
-    }
+    // A bit per op_code that writes; wants() runs several times per operation.
+    constexpr unsigned writers = 1u << static_cast<int>(op_code::send) |
+                                 1u << static_cast<int>(op_code::sendmsg) |
+                                 1u << static_cast<int>(op_code::connect) |
+                                 1u << static_cast<int>(op_code::sendfile);
+    if (code == op_code::poll) return (poll_events & POLLIN) ? direction::read : direction::write;
+    return (writers >> static_cast<int>(code)) & 1u ? direction::write : direction::read;
   }
 };
 
