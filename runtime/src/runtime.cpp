@@ -76,6 +76,7 @@ bool start(operation& op, std::coroutine_handle<> waiter, cancel_scope* scope) {
   op.in_flight = true;
   op.scope = scope;
   if (scope) scope->attach(op);
+  if (op.has_timeout) op.limit_by(clock::now() + op.timeout);
   if (op.has_deadline) {
     op.fire = on_deadline;
     loop.timers.push(op);
