@@ -76,6 +76,7 @@ bool start(operation& op, std::coroutine_handle<> waiter, cancel_scope* scope) {
   op.in_flight = true;
   op.scope = scope;
   if (scope) scope->attach(op);
+  if (op.has_timeout) op.limit_by(clock::now() + op.timeout);
   if (op.has_deadline) {
     op.fire = on_deadline;
     loop.timers.push(op);
@@ -113,25 +114,52 @@ void loop_state::cancel(operation& op, int why) noexcept {
   }
 }
 
+timer_node* timer_heap::top() const noexcept {
+  timer_node* earliest = heap_.empty() ? nullptr : heap_.front();
+  for (timer_node* node : staged_) {
+    if (!earliest || node->when < earliest->when) earliest = node;
+  }
+  return earliest;
+}
+
 void timer_heap::push(timer_node& node) {
-  heap_.push_back(&node);
-  node.heap_index = heap_.size() - 1;
-  sift_up(node.heap_index);
+  node.heap_index = staged_bit | staged_.size();
+  staged_.push_back(&node);
 }
 
 void timer_heap::remove(timer_node& node) noexcept {
   std::size_t index = node.heap_index;
+  node.heap_index = timer_node::not_armed;
+  if (index & staged_bit) {
+    index &= ~staged_bit;
+    assert(index < staged_.size() && staged_[index] == &node);
+    timer_node* last = staged_.back();
+    staged_.pop_back();
+    if (last == &node) return;
+    staged_[index] = last;
+    last->heap_index = staged_bit | index;
+    return;
+  }
   assert(index < heap_.size() && heap_[index] == &node);
   timer_node* last = heap_.back();
   heap_.pop_back();
-  node.heap_index = timer_node::not_armed;
   if (last == &node) return;
   place(index, last);
   sift_down(index);
   sift_up(last->heap_index);
 }
 
-timer_node* timer_heap::pop_expired(clock::time_point now) noexcept {
+void timer_heap::promote_staged() {
+  for (timer_node* node : staged_) {
+    heap_.push_back(node);
+    node->heap_index = heap_.size() - 1;
+    sift_up(node->heap_index);
+  }
+  staged_.clear();
+}
+
+timer_node* timer_heap::pop_expired(clock::time_point now) {
+  promote_staged();
   if (heap_.empty() || heap_.front()->when > now) return nullptr;
   timer_node* earliest = heap_.front();
   remove(*earliest);

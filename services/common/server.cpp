@@ -34,11 +34,6 @@ std::optional<clock::time_point> deadline_after(milliseconds timeout) {
   return clock::now() + timeout;
 }
 
-template <class Op>
-Op with_optional_deadline(std::optional<clock::time_point> deadline, Op op) {
-  return deadline ? with_deadline(*deadline, std::move(op)) : std::move(op);
-}
-
 void print_stats(const server_state& server) {
   const server_stats& s = server.stats;
   log("{}: stats: open {} total {} rejected {} timed-out {} bytes-in {} bytes-out {} backend {}",
@@ -155,40 +150,51 @@ connection::connection(stream s, server_state& server) : stream_(std::move(s)), 
 
 connection::~connection() { --server_.stats.open; }
 
-std::optional<clock::time_point> connection::read_deadline() const {
-  std::optional<clock::time_point> deadline = deadline_after(server_.options.limit.idle_timeout);
-  if (request_deadline_ && (!deadline || *request_deadline_ < *deadline)) {
-    deadline = request_deadline_;
-  }
-  return deadline;
+// The counters and limits are set on the operation in place: it is a large
+// record, and these run for every read and write.
+void connection::limit_read(detail::operation& op) const {
+  if (server_.options.limit.idle_timeout.count() > 0) op.limit_for(server_.options.limit.idle_timeout);
+  if (request_deadline_) op.limit_by(*request_deadline_);
+}
+
+void connection::limit_send(detail::operation& op) const {
+  if (server_.options.limit.send_timeout.count() > 0) op.limit_for(server_.options.limit.send_timeout);
 }
 
 counted<detail::transfer_operation> connection::read_some(std::span<std::byte> buf) {
-  return {with_optional_deadline(read_deadline(), stream_.read_some(buf)),
-          &server_.stats.bytes_in, &server_.stats.timed_out};
+  counted<detail::transfer_operation> op{stream_.read_some(buf), &server_.stats.bytes_in,
+                                         &server_.stats.timed_out};
+  limit_read(op.op);
+  return op;
 }
 
 counted<detail::receive_operation> connection::receive() {
-  return {with_optional_deadline(read_deadline(), stream_.receive()), &server_.stats.bytes_in,
-          &server_.stats.timed_out};
+  counted<detail::receive_operation> op{stream_.receive(), &server_.stats.bytes_in,
+                                        &server_.stats.timed_out};
+  limit_read(op.op);
+  return op;
 }
 
 counted<detail::transfer_operation> connection::read_exact(std::span<std::byte> buf) {
-  return {with_optional_deadline(read_deadline(), stream_.read_exact(buf)),
-          &server_.stats.bytes_in, &server_.stats.timed_out};
+  counted<detail::transfer_operation> op{stream_.read_exact(buf), &server_.stats.bytes_in,
+                                         &server_.stats.timed_out};
+  limit_read(op.op);
+  return op;
 }
 
 counted<detail::transfer_operation> connection::write_all(std::span<const std::byte> bytes) {
-  return {with_optional_deadline(deadline_after(server_.options.limit.send_timeout),
-                                 stream_.write_all(bytes)),
-          &server_.stats.bytes_out, &server_.stats.timed_out};
+  counted<detail::transfer_operation> op{stream_.write_all(bytes), &server_.stats.bytes_out,
+                                         &server_.stats.timed_out};
+  limit_send(op.op);
+  return op;
 }
 
 counted<detail::transfer_operation> connection::send_file(int file_fd, std::int64_t offset,
                                                           std::size_t count) {
-  return {with_optional_deadline(deadline_after(server_.options.limit.send_timeout),
-                                 stream_.send_file(file_fd, offset, count)),
-          &server_.stats.bytes_out, &server_.stats.timed_out};
+  counted<detail::transfer_operation> op{stream_.send_file(file_fd, offset, count),
+                                         &server_.stats.bytes_out, &server_.stats.timed_out};
+  limit_send(op.op);
+  return op;
 }
 
 void connection::begin_request() {

@@ -117,7 +117,9 @@ class connection {
   server_state& server() noexcept { return server_; }
 
  private:
-  std::optional<clock::time_point> read_deadline() const;
+  // Reads may wait the idle timeout for a byte, and no longer than the request deadline.
+  void limit_read(detail::operation& op) const;
+  void limit_send(detail::operation& op) const;
   stream stream_;
   server_state& server_;
   std::optional<clock::time_point> request_deadline_;

@@ -47,6 +47,16 @@ task<bool> deadline_on_task_cancels_inner_sleep() {
   co_return inner == std::errc::timed_out;
 }
 
+// How long an operation made with a 50 ms timeout waits when it is awaited
+// only 100 ms after it was made.
+task<clock::duration> timeout_made_early(event& never) {
+  auto wait = with_timeout(50ms, never.wait());
+  (void)co_await sleep_for(100ms);
+  const auto start = clock::now();
+  (void)co_await wait;
+  co_return clock::now() - start;
+}
+
 }  // namespace
 
 TEST_CASE("the timer heap yields deadlines in order on a fake clock", "[unit][timer]") {
@@ -85,6 +95,36 @@ TEST_CASE("the timer heap survives removing every element in arbitrary order", "
     ++popped;
   }
   CHECK(popped == 100 - 34);
+}
+
+TEST_CASE("a timer pushed after the heap's earliest can still be the earliest", "[unit][timer]") {
+  detail::timer_heap heap;
+  const clock::time_point t0{};
+  fake_timer late, early, staged_then_removed;
+  late.when = t0 + 50ms;
+  early.when = t0 + 10ms;
+  staged_then_removed.when = t0 + 5ms;
+  heap.push(late);
+  CHECK(heap.pop_expired(t0) == nullptr);  // `late` now sits in the heap proper
+  heap.push(early);
+  heap.push(staged_then_removed);
+  CHECK(heap.top() == &staged_then_removed);
+  heap.remove(staged_then_removed);
+  CHECK_FALSE(staged_then_removed.armed());
+  CHECK(heap.top() == &early);
+  CHECK(heap.size() == 2);
+  CHECK(heap.pop_expired(t0 + 20ms) == &early);
+  CHECK(heap.pop_expired(t0 + 20ms) == nullptr);
+  CHECK(heap.pop_expired(t0 + 50ms) == &late);
+  CHECK(heap.empty());
+}
+
+TEST_CASE("an operation's timeout runs from when it starts to wait", "[unit][timer]") {
+  runtime rt;
+  event never;
+  const clock::duration waited = rt.run(timeout_made_early(never));
+  CHECK(waited >= 45ms);
+  CHECK(waited < 5s);
 }
 
 TEST_CASE("sleeping tasks wake in deadline order, not start order", "[unit][timer]") {

@@ -5,7 +5,7 @@
 //   auto r = co_await with_deadline(t, read_request(stream));    // a whole task
 //
 // A deadline on an operation costs one timer-heap entry while it waits and
-// nothing when it completes at once. A deadline on a task runs it in a child
+// nothing when it completes at once (a timeout not even a clock read). A deadline on a task runs it in a child
 // cancel_scope that the timer cancels with timed_out, so the operation in
 // flight reports timed_out and the task handles it like any other I/O error.
 #pragma once
@@ -55,15 +55,18 @@ inline event::wait_operation sleep_for(clock::duration delay) noexcept {
 template <class Op>
   requires std::derived_from<Op, detail::operation>
 Op with_deadline(clock::time_point deadline, Op op) noexcept {
-  if (!op.has_deadline || deadline < op.when) op.when = deadline;
-  op.has_deadline = true;
+  op.limit_by(deadline);
   return op;
 }
 
+// An operation that fails with timed_out once it has waited `timeout`; the
+// clock starts when it has to wait, which is when it is awaited (or never,
+// when it completes at once).
 template <class Op>
   requires std::derived_from<Op, detail::operation>
 Op with_timeout(clock::duration timeout, Op op) noexcept {
-  return with_deadline(clock::now() + timeout, std::move(op));
+  op.limit_for(timeout);
+  return op;
 }
 
 // Runs `inner` in a child scope that is cancelled with timed_out at `deadline`.

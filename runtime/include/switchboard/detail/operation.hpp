@@ -56,6 +56,7 @@ enum class direction : std::uint8_t { read, write };
 struct operation : ready_node, timer_node {
   op_code code = op_code::wait;
   bool has_deadline = false;  // timer_node::when is this operation's deadline
+  bool has_timeout = false;   // `timeout` limits how long it may wait (limit_for)
   bool transfer_all = false;  // recv/send/sendfile: finish partial transfers
   bool connect_started = false;
   bool runtime_buffer = false;  // recv into a chunk of the loop's buffer_pool (data is null)
@@ -83,19 +84,29 @@ struct operation : ready_node, timer_node {
   operation* scope_prev = nullptr;   // the scope's list of operations in flight
   operation* scope_next = nullptr;
   operation* next_waiter = nullptr;  // FIFO of ops parked on one fd or one event
+  clock::duration timeout{};         // has_timeout: the longest wait allowed
 
   direction wants() const noexcept {
-    switch (code) {
-      case op_code::send:
-      case op_code::sendmsg:
-      case op_code::connect:
-      case op_code::sendfile:
-        return direction::write;
-      case op_code::poll:
-        return (poll_events & POLLIN) ? direction::read : direction::write;
-      default:
-        return direction::read;
-    }
+    // A bit per op_code that writes; wants() runs several times per operation.
+    constexpr unsigned writers = 1u << static_cast<int>(op_code::send) |
+                                 1u << static_cast<int>(op_code::sendmsg) |
+                                 1u << static_cast<int>(op_code::connect) |
+                                 1u << static_cast<int>(op_code::sendfile);
+    if (code == op_code::poll) return (poll_events & POLLIN) ? direction::read : direction::write;
+    return (writers >> static_cast<int>(code)) & 1u ? direction::write : direction::read;
+  }
+
+  // Fails the operation with timed_out unless it completes by `deadline`.
+  void limit_by(clock::time_point deadline) noexcept {
+    if (!has_deadline || deadline < when) when = deadline;
+    has_deadline = true;
+  }
+  // Fails it with timed_out once it has waited `duration`. The clock is read
+  // only if it has to wait (start() folds this into `when`), so an operation
+  // that completes at once costs no clock read and no timer.
+  void limit_for(clock::duration duration) noexcept {
+    if (!has_timeout || duration < timeout) timeout = duration;
+    has_timeout = true;
   }
 };
 
