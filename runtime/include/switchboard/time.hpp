@@ -5,9 +5,10 @@
 //   auto r = co_await with_deadline(t, read_request(stream));    // a whole task
 //
 // A deadline on an operation costs one timer-heap entry while it waits and
-// nothing when it completes at once (a timeout not even a clock read). A deadline on a task runs it in a child
-// cancel_scope that the timer cancels with timed_out, so the operation in
-// flight reports timed_out and the task handles it like any other I/O error.
+// nothing when it completes at once (a timeout not even a clock read). A
+// deadline on a task runs it in a child cancel_scope that the timer cancels
+// with timed_out, so the operation in flight reports timed_out and the task
+// handles it like any other I/O error.
 #pragma once
 
 #include <chrono>
