@@ -214,11 +214,11 @@ class uring_backend final : public backend {
     }
     buffer_ring_ = static_cast<io_uring_buf_ring*>(memory);
     io_uring_buf_ring_init(buffer_ring_);
-    const std::uint16_t first = loop_.buffers.reserve(buffer_ring_entries);
-    for (std::uint16_t i = 0; i < buffer_ring_entries; ++i) {
-      give_to_kernel(static_cast<std::uint16_t>(first + i), i);
+    std::uint16_t given = 0;
+    for (; given < buffer_ring_entries && loop_.buffers.can_lend(); ++given) {
+      give_to_kernel(loop_.buffers.acquire(), given);
     }
-    io_uring_buf_ring_advance(buffer_ring_, buffer_ring_entries);
+    io_uring_buf_ring_advance(buffer_ring_, given);
   }
 
   void give_to_kernel(std::uint16_t id, unsigned offset) {

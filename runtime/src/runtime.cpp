@@ -381,8 +381,13 @@ void task_group::report(const std::string& name, std::exception_ptr error) const
 
 // runtime -------------------------------------------------------------------
 
-runtime::runtime(backend_kind kind) : kind_(kind) {
+runtime::runtime(backend_kind kind, runtime_options options) : kind_(kind) {
   if (detail::this_thread_loop) throw std::logic_error("one switchboard runtime per thread");
+  if (options.receive_buffers < 1 || options.receive_buffers > detail::buffer_pool::max_limit) {
+    throw std::invalid_argument(fmt::format("receive_buffers must be 1 to {}, not {}",
+                                            detail::buffer_pool::max_limit, options.receive_buffers));
+  }
+  loop_.buffers.set_limit(options.receive_buffers);
   switch (kind) {
     case backend_kind::select: backend_ = detail::make_select_backend(loop_); break;
     case backend_kind::epoll: backend_ = detail::make_epoll_backend(loop_); break;

@@ -25,8 +25,8 @@ void set_backend(backend_kind kind) { chosen = kind; }
 backend_kind backend() { return chosen; }
 std::string backend_name() { return std::string(to_string(chosen)); }
 
-void run_async(task<void> body, std::chrono::milliseconds limit) {
-  runtime rt(chosen);
+void run_async(task<void> body, std::chrono::milliseconds limit, runtime_options options) {
+  runtime rt(chosen, options);
   const bool expired = rt.run(bounded(std::move(body), limit));
   INFO("the test body ran past its " << limit.count() << " ms deadline");
   REQUIRE_FALSE(expired);

@@ -102,7 +102,17 @@ namespace detail {
 
 // recv/send on a stream: bytes moved (0 at EOF), or the error.
 struct transfer_operation : awaitable_operation<transfer_operation> {
-  result<std::size_t> await_resume() const noexcept { return from_syscall(res); }
+  result<std::size_t> await_resume() const noexcept {
+    if (res < 0) return errno_code(-res);
+    return transferred();
+  }
+  // The bytes moved, also when the operation failed or was cancelled part of
+  // the way (write_all, read_exact, send_file): keep the operation in a
+  // variable, co_await it, then ask.
+  std::size_t transferred() const noexcept {
+    if (transfer_all) return done;
+    return res > 0 ? static_cast<std::size_t>(res) : 0;
+  }
 };
 
 // recv into a runtime-owned chunk: the bytes (empty at EOF), or the error.
