@@ -41,7 +41,6 @@ class buffer_pool {
   void release(std::uint16_t id) noexcept { free_.push_back(id); }
   // True when acquire() would return a chunk.
   bool can_lend() const noexcept { return !free_.empty() || created_ < limit_; }
-  std::vector<std::uint16_t>& released() noexcept { return free_; }
   std::byte* data(std::uint16_t id) noexcept {
     return slabs_[id / chunks_per_slab].get() + (id % chunks_per_slab) * chunk_size;
   }
