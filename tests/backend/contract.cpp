@@ -21,22 +21,26 @@ void record(seen& out, const result<T>& got) {
   if (!got) out.error = got.error();
 }
 
-// Everything the client side of `pair` receives until `quiet` passes without a byte (or EOF).
-task<std::string> drain(stream& client, std::chrono::milliseconds quiet) {
+// Everything `client` receives until EOF; fails after `limit`.
+task<std::string> read_to_end(stream& client, std::chrono::milliseconds limit) {
   std::string got;
   std::array<char, 65536> buf;
   for (;;) {
-    auto n = co_await with_timeout(quiet, client.read_some(buf));
-    if (!n || *n == 0) co_return got;
+    auto n = co_await with_timeout(limit, client.read_some(buf));
+    REQUIRE(n);
+    if (*n == 0) co_return got;
     got.append(buf.data(), *n);
   }
 }
 
 void shrink_buffers(connected_pair& pair) {
-  // Small socket buffers: a write of a few MiB stops part of the way.
-  const int small = 16 * 1024;
-  ::setsockopt(pair.server.native_handle(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
-  ::setsockopt(pair.client.native_handle(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  // Small socket buffers, so that a write of a few MiB stops part of the
+  // way; the reader's still exceeds loopback's MSS (64 KiB), so that its
+  // window reopens as soon as it reads instead of at the next zero-window probe.
+  const int send_buffer = 16 * 1024;
+  const int receive_buffer = 128 * 1024;
+  ::setsockopt(pair.server.native_handle(), SOL_SOCKET, SO_SNDBUF, &send_buffer, sizeof send_buffer);
+  ::setsockopt(pair.client.native_handle(), SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
 }
 
 }  // namespace
@@ -204,8 +208,10 @@ void scene::close(state s) {
 
 task<void> scene::verify(state s, const seen& out) {
   if (s == state::partial_write || s == state::mid_splice) {
+    // Closed after the operation ended, so that the peer reads to EOF.
+    close(s);
     stream& client = s == state::partial_write ? write_.client : splice_.client;
-    const std::string got = co_await drain(client, 300ms);
+    const std::string got = co_await read_to_end(client, 5s);
     INFO(name(s) << ": reported " << out.transferred << " bytes moved");
     CHECK(out.transferred > 0);
     CHECK(out.transferred < payload_size);

@@ -60,7 +60,8 @@ class scene {
   // Closes, through the runtime, what the operation of `s` waits on.
   void close(state s);
   // After the operation ended: its peer got exactly the bytes it reported
-  // moving, and a starved receive's byte is still there to read.
+  // moving (the transfers are closed for that), and a starved receive's byte
+  // is still there to read.
   task<void> verify(state s, const seen& out);
 
   static constexpr std::size_t payload_size = 4 << 20;
