@@ -260,8 +260,10 @@ task<int> serve_stream(server_state& server, session_fn session) {
 
   task_group watchers;
   watchers.spawn(exit_on_second_signal(signals, server), "signal watcher");
-  const auto drain = server.options.limit.drain_timeout;
-  if (auto late = co_await with_timeout(drain, connections.join())) {
+  auto drained = connections.join();
+  // 0 means no limit, as for every timeout (with_timeout(0) would expire at once).
+  if (server.options.limit.drain_timeout.count() > 0) drained.limit_for(server.options.limit.drain_timeout);
+  if (auto late = co_await drained) {
     log("{}: drain timeout: cancelling {} connections", server.service, connections.size());
     connections.cancel();
     co_await connections.join();
