@@ -780,7 +780,7 @@ TEST_CASE("a second SIGTERM during the drain exits at once with 128 + 15", "[io]
   CHECK(server.process.wait_exit(5s) == 128 + SIGTERM);
 }
 
-TEST_CASE("--drain-timeout 0 lets a connection finish however long it takes", "[io][robust][signal]") {
+TEST_CASE("a drain timeout of 0 lets a connection finish however long it takes", "[io][robust][signal]") {
   server_process server("echo", {"--drain-timeout", "0"});
   socket_fd client(server.port);
   REQUIRE(send_all(client.get(), "before"));
