@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <switchboard/cancel.hpp>
@@ -53,6 +54,7 @@ void end_one(state s, ending how) {
   const std::size_t fds_before = open_fds_now();
   run_async([](state s, ending how) -> task<void> {
     auto sc = co_await scene::make();
+    auto newcomers = listener::bind(*endpoint::ip("127.0.0.1", 0)).value();
     seen saw;
     cancel_scope scope(co_await this_scope());
     task_group group(&scope);
@@ -65,12 +67,24 @@ void end_one(state s, ending how) {
       CHECK(runtime::current().in_flight() >= 1);
       end();
     }
+    // A new connection takes the lowest free number (the closed one, when
+    // it is), and bytes arrive on it at once: none may reach the old operation.
+    auto newcomer = co_await connect(newcomers.local());
+    REQUIRE(newcomer);
+    auto welcomed = co_await newcomers.accept();
+    REQUIRE(welcomed);
+    auto secret = co_await welcomed->write_all("SECRET-OF-NEW-CLIENT");
+    REQUIRE(secret);
     co_await join_or_stop(group, name(s));
     CHECK(saw.resumed == 1);
     CHECK(saw.bytes.empty());
     CHECK(saw.error == (how == ending::cancel ? std::errc::operation_canceled
                                               : std::errc::bad_file_descriptor));
     co_await sc->verify(s, saw);
+    std::array<char, 20> got;
+    auto kept = co_await with_timeout(2s, newcomer->read_exact(got));
+    REQUIRE(kept);
+    CHECK(std::string_view(got.data(), got.size()) == "SECRET-OF-NEW-CLIENT");
     CHECK(runtime::current().in_flight() == 0);
   }(s, how), 20s, scene_options());
   CHECK(open_fds_now() <= fds_before);

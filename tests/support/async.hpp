@@ -38,7 +38,8 @@ backend_kind backend();
 std::string backend_name();
 
 // Runs `body` to completion on a fresh runtime of the backend under test,
-// set up with `options`; fails the test when it takes longer than `limit`.
+// set up with `options`; fails the test when it takes longer than `limit`,
+// leaves an operation in flight, or leaves more descriptors open than before.
 void run_async(task<void> body, std::chrono::milliseconds limit = std::chrono::seconds(20),
                runtime_options options = {});
 
