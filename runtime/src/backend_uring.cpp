@@ -196,8 +196,6 @@ class uring_backend final : public backend {
       return;
     }
     io_uring_sqe* sqe = next_sqe();
-    char* data = static_cast<char*>(op.data) + op.done;
-    const std::size_t size = std::min(op.size - op.done, max_request_bytes);
     switch (op.code) {
       case op_code::accept:
         io_uring_prep_accept(sqe, op.fd, op.addr, op.addr ? &op.addr_len : nullptr,
@@ -207,11 +205,11 @@ class uring_backend final : public backend {
         if (op.runtime_buffer) {
           prepare_receive(sqe, op);
         } else {
-          io_uring_prep_recv(sqe, op.fd, data, size, op.flags);
+          io_uring_prep_recv(sqe, op.fd, rest(op), rest_size(op), op.flags);
         }
         break;
       case op_code::send:
-        io_uring_prep_send(sqe, op.fd, data, size, op.flags | MSG_NOSIGNAL);
+        io_uring_prep_send(sqe, op.fd, rest(op), rest_size(op), op.flags | MSG_NOSIGNAL);
         break;
       case op_code::connect:
         io_uring_prep_connect(sqe, op.fd, op.addr, op.addr_len);
@@ -235,6 +233,10 @@ class uring_backend final : public backend {
     op.backend_stage = 0;
     io_uring_sqe_set_data(sqe, &op);
   }
+
+  // What is left of a recv or send buffer, at most one request's worth.
+  static char* rest(operation& op) { return static_cast<char*>(op.data) + op.done; }
+  static std::size_t rest_size(const operation& op) { return std::min(op.size - op.done, max_request_bytes); }
 
   // The kernel picks a chunk from the provided buffer ring only when data
   // arrives, so a recv waiting on an idle connection holds no memory.
