@@ -47,7 +47,9 @@
 // --max-hashes (4) with the fewest bytes left at a time, so a small file is
 // not held up by big ones and other clients go on. A client waits at most
 // --hash-timeout (60 s) and is then refused as busy; a TCP client that
-// hangs up stops waiting, and a hash nobody waits for any more stops.
+// hangs up stops waiting, and a hash nobody waits for any more stops. (A
+// client that only shuts down its sending side looks the same until the
+// server has something to send: it counts as gone too, as in nginx.)
 //
 // The UDP protocol (files --udp). Every datagram starts with its type:
 //   client  'O' open   nonce: u64 | offset: u64 | cookie: 16 bytes |
