@@ -281,10 +281,10 @@ class udp_server {
     }
   }
 
-  // The table is full: the source holding the most transfers (counting the
-  // newcomer's) gives up its least recently active one. A client with one
-  // transfer loses it only when every source holds no more than one, however
-  // fast others open.
+  // The table is full (so not empty): the source holding the most transfers
+  // (counting the newcomer's) gives up its least recently active one. A
+  // client with one transfer loses it only when every source holds no more
+  // than one, however fast others open.
   void make_room(const endpoint& newcomer) {
     const source incoming = source_of(newcomer);
     const auto share = [&](const transfer& t) {
@@ -292,15 +292,14 @@ class udp_server {
       return per_source_.at(from) + (from == incoming ? 1 : 0);
     };
     auto victim = transfers_.begin();
-    std::size_t victim_share = 0;
-    for (auto it = transfers_.begin(); it != transfers_.end(); ++it) {
+    std::size_t victim_share = share(victim->second);
+    for (auto it = std::next(victim); it != transfers_.end(); ++it) {
       const std::size_t s = share(it->second);
       if (s > victim_share || (s == victim_share && it->second.last_active < victim->second.last_active)) {
         victim = it;
         victim_share = s;
       }
     }
-    if (victim == transfers_.end()) return;
     ++context_.udp.evicted;
     forget(victim);
   }
