@@ -74,7 +74,7 @@ void add_server_options(CLI::App& cmd, server_options& options, std::uint16_t de
   add_backend_option(cmd, options.backend);
   limits& limit = options.limit;
   cmd.add_option("--max-connections", limit.max_connections,
-                 "connections served at once; more are closed at once (0: just under the fd limit)")
+                 "connections served at once; more are closed at once (0: as many as the fd limit holds)")
       ->capture_default_str();
   add_seconds(cmd, "--idle-timeout", limit.idle_timeout, "seconds without a byte before a client is dropped (0: never)");
   add_seconds(cmd, "--request-timeout", limit.request_timeout, "seconds from a request's first byte to its last (0: no limit)");

@@ -19,14 +19,16 @@ namespace {
 using namespace std::chrono_literals;
 
 // Descriptors kept back from --max-connections' default for listeners, the
-// backend, the signalfd, files being served and the spare.
+// backend, the signalfd, the runtime's spare pipes and the spare descriptor.
 constexpr std::size_t reserved_fds = 64;
 
-std::size_t default_max_connections() {
+// As many connections as the fd limit holds when each holds all it may.
+std::size_t default_max_connections(std::size_t fds_per_connection) {
   rlimit limit{};
   ::getrlimit(RLIMIT_NOFILE, &limit);
   const auto soft = static_cast<std::size_t>(limit.rlim_cur);
-  return soft > 2 * reserved_fds ? soft - reserved_fds : soft / 2;
+  const std::size_t usable = soft > 2 * reserved_fds ? soft - reserved_fds : soft / 2;
+  return std::max<std::size_t>(usable / std::max<std::size_t>(fds_per_connection, 1), 1);
 }
 
 std::optional<clock::time_point> deadline_after(milliseconds timeout) {
@@ -36,9 +38,10 @@ std::optional<clock::time_point> deadline_after(milliseconds timeout) {
 
 void print_stats(const server_state& server) {
   const server_stats& s = server.stats;
-  log("{}: stats: open {} total {} rejected {} timed-out {} bytes-in {} bytes-out {} backend {}",
+  const std::string extra = server.extra_stats ? " " + server.extra_stats() : "";
+  log("{}: stats: open {} total {} rejected {} timed-out {} bytes-in {} bytes-out {} backend {}{}",
       server.service, s.open, s.total, s.rejected, s.timed_out, s.bytes_in, s.bytes_out,
-      to_string(runtime::current().backend()));
+      to_string(runtime::current().backend()), extra);
 }
 
 // Keeps one descriptor in reserve so that, when accept() fails for lack of
@@ -237,7 +240,7 @@ task<int> serve_stream(server_state& server, session_fn session) {
     listeners.push_back(std::move(*bound));
   }
   if (server.options.limit.max_connections == 0) {
-    server.options.limit.max_connections = default_max_connections();
+    server.options.limit.max_connections = default_max_connections(server.fds_per_connection);
   }
 
   // Signals are taken over before the first "listening" line, so that a
