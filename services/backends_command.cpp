@@ -1,5 +1,6 @@
 #include "backends_command.hpp"
 
+#include <fmt/core.h>
 #include <switchboard/runtime.hpp>
 
 namespace switchboard::services {

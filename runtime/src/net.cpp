@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <netinet/tcp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,6 +10,8 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
+
+#include <fmt/format.h>
 
 #include "backend.hpp"
 
@@ -18,6 +21,12 @@ namespace {
 std::error_code last_error() noexcept { return errno_code(errno); }
 
 constexpr socklen_t unix_path_offset = offsetof(sockaddr_un, sun_path);
+
+result<void> set_flag(int fd, int level, int name, bool on) noexcept {
+  const int value = on ? 1 : 0;
+  if (::setsockopt(fd, level, name, &value, sizeof value) != 0) return last_error();
+  return {};
+}
 
 // A blocking connect to a Unix path answers ECONNREFUSED when no process
 // listens there any more: the file is a leftover and may be replaced.
@@ -166,6 +175,10 @@ result<void> stream::shutdown_write() noexcept {
   if (::shutdown(fd_.get(), SHUT_WR) != 0) return last_error();
   return {};
 }
+
+result<void> stream::set_no_delay(bool on) noexcept { return set_flag(fd_.get(), IPPROTO_TCP, TCP_NODELAY, on); }
+
+result<void> stream::set_keep_alive(bool on) noexcept { return set_flag(fd_.get(), SOL_SOCKET, SO_KEEPALIVE, on); }
 
 result<buffer> detail::receive_operation::await_resume() noexcept {
   if (res < 0) return errno_code(-res);

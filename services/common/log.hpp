@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include <fmt/core.h>
+#include <switchboard/fmt.hpp>
 
 namespace switchboard::services {
 

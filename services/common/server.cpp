@@ -266,7 +266,7 @@ task<int> serve_stream(server_state& server, session_fn session) {
   auto drained = connections.join();
   // 0 means no limit, as for every timeout (with_timeout(0) would expire at once).
   if (server.options.limit.drain_timeout.count() > 0) drained.limit_for(server.options.limit.drain_timeout);
-  if (auto late = co_await drained) {
+  if (!co_await drained) {
     log("{}: drain timeout: cancelling {} connections", server.service, connections.size());
     connections.cancel();
     co_await connections.join();

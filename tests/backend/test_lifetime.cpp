@@ -38,8 +38,7 @@ constexpr auto settle = 50ms;
 // Joins `group`; when a member never resumes, the contract is broken and no
 // frame can be freed safely, so the test program stops here.
 task<void> join_or_stop(task_group& group, const char* what) {
-  auto late = co_await with_timeout(5s, group.join());
-  if (late) {
+  if (!co_await with_timeout(5s, group.join())) {
     std::fprintf(stderr, "lifetime contract broken: %s never resumed\n", what);
     std::fflush(stderr);
     std::_Exit(3);

@@ -2,6 +2,8 @@
 // (this program runs once per backend: meson test --suite select|epoll|uring).
 #include <catch2/catch.hpp>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -415,5 +417,30 @@ TEST_CASE("receives that outnumber the buffers wait for one to come back", "[io]
     }
     co_await receivers.join();
     CHECK(received == count);
+  }());
+}
+
+TEST_CASE("TCP_NODELAY and SO_KEEPALIVE are set on a TCP stream, and a Unix stream refuses TCP_NODELAY",
+          "[io][options]") {
+  run_async([]() -> task<void> {
+    auto pair = co_await make_pair();
+    REQUIRE(pair.server.set_no_delay());
+    REQUIRE(pair.server.set_keep_alive());
+    int value = 0;
+    socklen_t size = sizeof value;
+    REQUIRE(::getsockopt(pair.server.native_handle(), IPPROTO_TCP, TCP_NODELAY, &value, &size) == 0);
+    CHECK(value == 1);
+    REQUIRE(::getsockopt(pair.server.native_handle(), SOL_SOCKET, SO_KEEPALIVE, &value, &size) == 0);
+    CHECK(value == 1);
+    REQUIRE(pair.server.set_no_delay(false));
+    REQUIRE(::getsockopt(pair.server.native_handle(), IPPROTO_TCP, TCP_NODELAY, &value, &size) == 0);
+    CHECK(value == 0);
+
+    services::temp_dir dir;
+    auto where = endpoint::unix_path(dir.file("s.sock")).value();
+    auto server = listener::bind(where).value();
+    auto client = co_await connect(where);
+    REQUIRE(client);
+    CHECK_FALSE(client->set_no_delay());
   }());
 }

@@ -3,6 +3,7 @@
 #include <string>
 
 #include <fmt/format.h>
+#include <switchboard/fmt.hpp>
 #include <switchboard/net.hpp>
 #include <switchboard/runtime.hpp>
 

@@ -1,7 +1,9 @@
 #include <catch2/catch.hpp>
 
+#include <string>
 #include <vector>
 
+#include <switchboard/result.hpp>
 #include <switchboard/runtime.hpp>
 #include <switchboard/time.hpp>
 
@@ -170,4 +172,25 @@ task<int> join_from_cancelled_scope() {
 TEST_CASE("joining a group from a cancelled task still waits for its members", "[unit][cancel]") {
   runtime rt;
   CHECK(rt.run(join_from_cancelled_scope()) == 1);
+}
+
+namespace {
+task<void> join_with_deadline() {
+  task_group group;
+  group.spawn([]() -> task<void> { co_await sleep_for(50ms); }());
+  CHECK_FALSE(co_await with_timeout(5ms, group.join()));  // the deadline came first
+  CHECK(co_await with_timeout(5s, group.join()));         // then the group emptied
+  CHECK(group.size() == 0);
+}
+}  // namespace
+
+TEST_CASE("a join under a deadline says whether the group emptied", "[unit][cancel]") {
+  runtime rt;
+  rt.run(join_with_deadline());
+}
+
+TEST_CASE("a const result gives its value through * and ->", "[unit]") {
+  const result<std::string> held(std::string("value"));
+  CHECK(*held == "value");
+  CHECK(held->size() == 5);
 }

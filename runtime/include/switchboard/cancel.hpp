@@ -122,7 +122,10 @@ class task_group {
   task_group(const task_group&) = delete;
   task_group& operator=(const task_group&) = delete;
 
-  // Starts `t` at the loop's next turn in a scope of its own under this group.
+  // Starts `t` at the loop's next turn in a scope of its own under this
+  // group. `name` labels the task's escaping exception; it is kept with the
+  // task, so a name longer than std::string's small-string buffer (15 bytes
+  // in libstdc++) costs an allocation: format it only when it is worth that.
   void spawn(task<void> t, std::string name = {});
 
   std::size_t size() const noexcept { return live_; }
@@ -131,12 +134,17 @@ class task_group {
   // Cancels every member task (and those spawned later, until reset_cancel()).
   void cancel(std::errc why = std::errc::operation_canceled) noexcept { scope_.cancel(why); }
 
+  struct join_operation : event::wait_operation {
+    // True once the group is empty; false when a deadline on the join
+    // (with_timeout) came first: `if (!co_await with_timeout(5s, g.join()))`.
+    bool await_resume() const noexcept { return res == 0; }
+  };
   // Waits until the group is empty, even when the waiting task is cancelled
   // (its members are cancelled with it when the group has it as parent):
-  // a group must not end while a member still runs. A deadline on the join
-  // (with_timeout) still ends the wait.
-  event::wait_operation join() noexcept {
-    event::wait_operation op = empty_.wait();
+  // a group must not end while a member still runs. Only a deadline on the
+  // join itself (with_timeout) ends the wait early.
+  join_operation join() noexcept {
+    join_operation op{empty_.wait()};
     op.shielded = true;
     return op;
   }

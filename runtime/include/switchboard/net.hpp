@@ -28,8 +28,6 @@
 #include <utility>
 #include <vector>
 
-#include <fmt/format.h>
-
 #include "switchboard/buffer.hpp"
 #include "switchboard/detail/operation.hpp"
 #include "switchboard/result.hpp"
@@ -168,7 +166,9 @@ class stream {
   stream() noexcept = default;
   stream(unique_fd fd, endpoint peer) noexcept : fd_(std::move(fd)), peer_(std::move(peer)) {}
 
-  // Reads what is there (at least one byte): the count, or 0 at EOF.
+  // Reads what is there (at least one byte): the count, or 0 at EOF. An
+  // empty `buf` completes at once with 0, as recv(2) does: a caller that
+  // takes 0 for EOF must not pass one.
   detail::transfer_operation read_some(std::span<std::byte> buf) noexcept {
     return detail::make_transfer(detail::op_code::recv, fd_.get(), buf, false);
   }
@@ -222,6 +222,13 @@ class stream {
 
   // Sends FIN: the peer reads EOF, and this side can still read.
   result<void> shutdown_write() noexcept;
+  // TCP_NODELAY: small writes go out at once instead of waiting for the
+  // peer's ACK of earlier ones (Nagle). TCP only: the kernel refuses it on a
+  // Unix stream.
+  result<void> set_no_delay(bool on = true) noexcept;
+  // SO_KEEPALIVE: the kernel probes an idle peer and fails the stream with
+  // timed_out when it has gone (after about two hours by default).
+  result<void> set_keep_alive(bool on = true) noexcept;
   // Closes now; a later close by the destructor does nothing.
   void close() noexcept { fd_.reset(); }
 
@@ -357,10 +364,3 @@ inline std::span<const std::byte> as_bytes(std::string_view text) noexcept {
 
 }  // namespace switchboard
 
-template <>
-struct fmt::formatter<switchboard::endpoint> : fmt::formatter<std::string_view> {
-  template <class Context>
-  auto format(const switchboard::endpoint& ep, Context& ctx) const {
-    return fmt::formatter<std::string_view>::format(ep.to_string(), ctx);
-  }
-};

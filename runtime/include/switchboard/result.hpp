@@ -29,6 +29,7 @@ class [[nodiscard]] result {
   T&& value() && { check(); return std::get<0>(std::move(state_)); }
 
   T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
   T&& operator*() && { return std::move(*this).value(); }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
