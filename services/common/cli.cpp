@@ -80,7 +80,8 @@ void add_server_options(CLI::App& cmd, server_options& options, std::uint16_t de
   add_seconds(cmd, "--request-timeout", limit.request_timeout, "seconds from a request's first byte to its last (0: no limit)");
   add_seconds(cmd, "--send-timeout", limit.send_timeout, "seconds a client may leave a reply unread (0: no limit)");
   add_seconds(cmd, "--drain-timeout", limit.drain_timeout, "seconds to let connections finish after SIGINT/SIGTERM");
-  cmd.add_option("--udp-rate", limit.udp_rate, "UDP services: replies per second to one source")
+  cmd.add_option("--udp-rate", limit.udp_rate,
+                 "UDP services: replies per second to one source (an IPv4 address or IPv6 /64, any port)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
 }
