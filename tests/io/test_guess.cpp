@@ -340,9 +340,10 @@ TEST_CASE("a plain UDP client gets the greeting for an empty datagram and a repl
 TEST_CASE("200 games at once are each won, over TCP and over UDP", "[io][guess][load]") {
   for (const bool udp : {false, true}) {
     INFO((udp ? "udp" : "tcp"));
-    // 200 players on one address: more guesses a second than the default
-    // rate allows one source.
-    guess_server server(udp ? std::vector<std::string>{"--udp", "--udp-rate", "100000"}
+    // 200 players on one address: more games, and more guesses a second,
+    // than the defaults allow one source.
+    guess_server server(udp ? std::vector<std::string>{"--udp", "--max-games-per-host", "200", "--udp-rate",
+                                                       "100000"}
                             : std::vector<std::string>{});
     auto games = server.client({"--auto", "--games", "200", "--timeout", "60"}, {}, 90s);
     INFO(games.err);

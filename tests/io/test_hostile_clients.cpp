@@ -87,12 +87,65 @@ std::size_t count_replies(const std::vector<owned_fd>& sockets, std::chrono::mil
   return replies;
 }
 
+// The statistics line the server prints on SIGUSR1 (the latest one).
+std::string stats_of(service_process& server) {
+  const std::size_t before = server.process.err().size();
+  server.process.signal(SIGUSR1);
+  const auto deadline = steady::now() + 5s;
+  while (steady::now() < deadline) {
+    const std::string err = server.process.err();
+    if (const auto at = err.find("stats:", before); at != std::string::npos && err.find('\n', at) != std::string::npos) {
+      return err.substr(at, err.find('\n', at) - at);
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  FAIL("no statistics line after SIGUSR1");
+  return {};
+}
+
 // The `n`th of many loopback addresses: 127.1.0.1, 127.1.0.2, ... (250 per /24).
 std::string nth_loopback(std::size_t n) {
   return "127.1." + std::to_string(n / 250) + "." + std::to_string(n % 250 + 1);
 }
 
 }  // namespace
+
+TEST_CASE("ten addresses with many ports cannot take every UDP game from a newcomer",
+          "[io][hostile][guess][udp]") {
+  // Replies pass the guard unhindered here: the cap per host is under test.
+  service_process server("guess", {"--udp", "--max", "1000000000000", "--max-games", "2000", "--udp-rate",
+                                   "1000000"});
+  std::size_t refused_for_host = 0;
+  for (int host = 0; host < 10; ++host) {
+    const std::string source = "127.0.2." + std::to_string(host + 1);
+    // All of one address's ports open at once, so that none comes back as another game's.
+    std::vector<owned_fd> ports;
+    for (int i = 0; i < 200; ++i) {
+      ports.push_back(udp_from(source.c_str()));
+      send_datagram(ports.back(), "50", server.port);
+      REQUIRE(readable(ports.back().get(), 5s));
+      char reply[256];
+      const ssize_t n = ::recv(ports.back().get(), reply, sizeof reply, 0);
+      REQUIRE(n > 0);
+      refused_for_host += std::string_view(reply, static_cast<std::size_t>(n)) ==
+                          "error: too many games from your address, try again later\n";
+    }
+  }
+  // 64 games per address (the default cap), the rest refused for their host.
+  CHECK(refused_for_host == 10 * (200 - 64));
+  {
+    owned_fd newcomer = udp_from("127.0.0.1");
+    send_datagram(newcomer, "50", server.port);
+    REQUIRE(readable(newcomer.get(), 5s));
+    char reply[256];
+    const ssize_t n = ::recv(newcomer.get(), reply, sizeof reply, 0);
+    REQUIRE(n > 0);
+    const std::string answer(reply, static_cast<std::size_t>(n));
+    CHECK((answer == "higher\n" || answer == "lower\n"));
+  }
+  CHECK(stats_of(server).find("open 641 total 641 rejected 1360") != std::string::npos);
+  server.stop();
+}
 
 TEST_CASE("a flood of forged UDP sources that fills the guard's table does not lock real clients out",
           "[io][hostile][udp]") {
