@@ -84,6 +84,10 @@ void add_server_options(CLI::App& cmd, server_options& options, std::uint16_t de
                  "UDP services: replies per second to one source (an IPv4 address or IPv6 /64, any port)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  cmd.add_option("--log-rate", limit.log_rate,
+                 "event lines per second on stderr, more are dropped and counted (0: no limit)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
 }
 
 void add_client_options(CLI::App& cmd, client_options& options, std::uint16_t default_port) {

@@ -36,9 +36,17 @@ std::optional<clock::time_point> deadline_after(milliseconds timeout) {
 
 void print_stats(const server_state& server) {
   const server_stats& s = server.stats;
-  log("{}: stats: open {} total {} rejected {} timed-out {} bytes-in {} bytes-out {} backend {}",
-      server.service, s.open, s.total, s.rejected, s.timed_out, s.bytes_in, s.bytes_out,
-      to_string(runtime::current().backend()));
+  notice("{}: stats: open {} total {} rejected {} timed-out {} bytes-in {} bytes-out {} log-dropped {} "
+         "backend {}",
+         server.service, s.open, s.total, s.rejected, s.timed_out, s.bytes_in, s.bytes_out,
+         diagnostics().dropped(), to_string(runtime::current().backend()));
+}
+
+// Once the "listening on" lines are out (scripts wait for them, so they may
+// wait for stderr), nothing the server logs may block the loop.
+void log_without_blocking(const server_state& server) {
+  diagnostics().limit_rate(server.options.limit.log_rate);
+  diagnostics().never_block();
 }
 
 // Keeps one descriptor in reserve so that, when accept() fails for lack of
@@ -123,7 +131,7 @@ task<void> exit_on_second_signal(signal_set& signals, server_state& server) {
       print_stats(server);
       continue;
     }
-    log("{}: second signal ({}): exiting now", server.service, ::strsignal(*sig));
+    notice("{}: second signal ({}): exiting now", server.service, ::strsignal(*sig));
     std::_Exit(128 + *sig);
   }
 }
@@ -133,11 +141,11 @@ task<void> wait_for_stop(signal_set& signals, server_state& server, std::string_
   for (;;) {
     auto sig = co_await signals.next();
     if (!sig) {
-      log("{}: waiting for signals: {}", server.service, sig.error().message());
+      notice("{}: waiting for signals: {}", server.service, sig.error().message());
       co_return;
     }
     if (*sig != SIGUSR1) {
-      log("{}: {}: {}", server.service, ::strsignal(*sig), what);
+      notice("{}: {}: {}", server.service, ::strsignal(*sig), what);
       co_return;
     }
     print_stats(server);
@@ -213,9 +221,9 @@ result<std::vector<endpoint>> listen_endpoints(const server_options& options) {
 void print_listening(const endpoint& where, std::string_view transport) {
   const auto backend = to_string(runtime::current().backend());
   if (where.is_unix()) {
-    log("listening on {} (backend {})", where, backend);
+    notice("listening on {} (backend {})", where, backend);
   } else {
-    log("listening on {} ({}, backend {})", where, transport, backend);
+    notice("listening on {} ({}, backend {})", where, transport, backend);
   }
 }
 
@@ -245,6 +253,7 @@ task<int> serve_stream(server_state& server, session_fn session) {
   signal_set signals{SIGINT, SIGTERM, SIGUSR1};
   spare_descriptor spare;
   for (const listener& l : listeners) print_listening(l.local(), "tcp");
+  log_without_blocking(server);
 
   task_group acceptors;
   task_group connections;
@@ -262,7 +271,7 @@ task<int> serve_stream(server_state& server, session_fn session) {
   watchers.spawn(exit_on_second_signal(signals, server), "signal watcher");
   const auto drain = server.options.limit.drain_timeout;
   if (auto late = co_await with_timeout(drain, connections.join())) {
-    log("{}: drain timeout: cancelling {} connections", server.service, connections.size());
+    notice("{}: drain timeout: cancelling {} connections", server.service, connections.size());
     connections.cancel();
     co_await connections.join();
   }
@@ -290,6 +299,7 @@ task<int> serve_datagram(server_state& server, datagram_fn serve) {
   }
   signal_set signals{SIGINT, SIGTERM, SIGUSR1};
   for (const datagram_socket& s : sockets) print_listening(s.local(), "udp");
+  log_without_blocking(server);
 
   task_group workers;
   for (datagram_socket& s : sockets) {

@@ -31,6 +31,7 @@ struct limits {
   milliseconds send_timeout = std::chrono::seconds(30);
   milliseconds drain_timeout = std::chrono::seconds(10);
   double udp_rate = 200;  // datagram services: replies per second to one source
+  double log_rate = 100;  // event lines per second on stderr; 0: no limit
 };
 
 struct server_options {

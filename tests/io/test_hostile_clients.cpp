@@ -57,6 +57,20 @@ sockaddr_in ipv4(const char* host, std::uint16_t port) {
   return addr;
 }
 
+// A blocking TCP connection from `source` to 127.0.0.1:`port`; a receive
+// buffer of `receive_buffer` bytes when given (set before connecting, so
+// that the window stays that small).
+owned_fd connect_from(const char* source, std::uint16_t port, int receive_buffer = 0) {
+  owned_fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  REQUIRE(s.get() >= 0);
+  if (receive_buffer) ::setsockopt(s.get(), SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
+  const sockaddr_in local = ipv4(source, 0);
+  REQUIRE(::bind(s.get(), reinterpret_cast<const sockaddr*>(&local), sizeof local) == 0);
+  const sockaddr_in server = ipv4("127.0.0.1", port);
+  REQUIRE(::connect(s.get(), reinterpret_cast<const sockaddr*>(&server), sizeof server) == 0);
+  return s;
+}
+
 // A UDP socket bound to `source`, any port.
 owned_fd udp_from(const char* source) {
   owned_fd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
@@ -87,6 +101,39 @@ std::size_t count_replies(const std::vector<owned_fd>& sockets, std::chrono::mil
   return replies;
 }
 
+// Everything until the peer closes (EOF or reset) or `limit` passes without a byte.
+struct drained {
+  std::string bytes;
+  bool reset = false;
+};
+drained read_until_closed(const owned_fd& s, std::chrono::milliseconds limit = 10s) {
+  drained got;
+  std::vector<char> buf(1 << 16);
+  while (readable(s.get(), limit)) {
+    const ssize_t n = ::recv(s.get(), buf.data(), buf.size(), 0);
+    if (n < 0) got.reset = true;
+    if (n <= 0) break;
+    got.bytes.append(buf.data(), static_cast<std::size_t>(n));
+  }
+  return got;
+}
+
+// Bytes that differ from page to page and within each, so that a lost or
+// misplaced piece shows.
+std::string pattern(std::size_t size) {
+  std::string bytes(size, '\0');
+  for (std::size_t i = 0; i < size; ++i) bytes[i] = static_cast<char>(i * 7 + i / 4096);
+  return bytes;
+}
+
+void write_file(const std::string& path, std::string_view content) {
+  std::ofstream(path, std::ios::binary).write(content.data(), static_cast<std::streamsize>(content.size()));
+}
+
+std::string as_text(const std::vector<std::byte>& bytes) {
+  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+}
+
 // The statistics line the server prints on SIGUSR1 (the latest one).
 std::string stats_of(service_process& server) {
   const std::size_t before = server.process.err().size();
@@ -102,6 +149,54 @@ std::string stats_of(service_process& server) {
   FAIL("no statistics line after SIGUSR1");
   return {};
 }
+
+// A server of ours whose stderr is a pipe that this test reads up to the
+// "listening on" line and then leaves to fill up, as a stalled log reader
+// would. The test keeps its own copy of the pipe's write end: the open file
+// description the server inherits, whose flags must stay as they were.
+struct stalled_log_server {
+  owned_fd log;          // the read end
+  owned_fd shared_end;   // the write end, as the parent holds it
+  std::unique_ptr<child_process> process;
+  std::uint16_t port = 0;
+
+  stalled_log_server(const std::string& service, const std::vector<std::string>& extra) {
+    int ends[2];
+    REQUIRE(::pipe2(ends, O_CLOEXEC) == 0);
+    log = owned_fd(ends[0]);
+    shared_end = owned_fd(ends[1]);
+    // The write end is inherited (no FD_CLOEXEC) for as long as the spawn takes.
+    ::fcntl(shared_end.get(), F_SETFD, 0);
+    const std::string fd = std::to_string(shared_end.get());
+    std::vector<std::string> argv{"sh", "-c", "exec \"$@\" 2>&" + fd + " " + fd + ">&-", "sh",
+                                  program(), service, "--port", "0", "--backend", backend_name()};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    process = std::make_unique<child_process>(argv);
+    ::fcntl(shared_end.get(), F_SETFD, FD_CLOEXEC);
+    std::string text;
+    const auto deadline = steady::now() + 10s;
+    while (port == 0 && steady::now() < deadline) {
+      text += read_now(200ms);
+      const auto at = text.find("listening on 127.0.0.1:");
+      if (at != std::string::npos && text.find(' ', at + 23) != std::string::npos) {
+        port = static_cast<std::uint16_t>(std::stoi(text.substr(at + 23)));
+      }
+    }
+    REQUIRE(port != 0);
+  }
+
+  // What the pipe holds now, waiting up to `limit` for the first byte.
+  std::string read_now(std::chrono::milliseconds limit = 0ms) {
+    std::string text;
+    char buf[65536];
+    while (readable(log.get(), text.empty() ? limit : 0ms)) {
+      const ssize_t n = ::read(log.get(), buf, sizeof buf);
+      if (n <= 0) break;
+      text.append(buf, static_cast<std::size_t>(n));
+    }
+    return text;
+  }
+};
 
 // The `n`th of many loopback addresses: 127.1.0.1, 127.1.0.2, ... (250 per /24).
 std::string nth_loopback(std::size_t n) {
@@ -200,5 +295,58 @@ TEST_CASE("replies to one address from 400 of its ports stay within one source's
     send_datagram(other, "x", server.port);
     CHECK(readable(other.get(), 5s));
     server.stop();
+  }
+}
+
+TEST_CASE("a log pipe that nobody reads neither stops the server nor gets O_NONBLOCK set on it",
+          "[io][hostile][log]") {
+  temp_dir dir;
+  const std::string content = pattern(100'000);
+  write_file(dir.file("here.bin"), content);
+  // The default rate, and no rate limit at all: then the pipe fills and
+  // lines must be dropped rather than waited for.
+  for (const std::vector<std::string>& rate : {std::vector<std::string>{}, {"--log-rate", "0"}}) {
+    INFO((rate.empty() ? "default --log-rate" : "--log-rate 0"));
+    stalled_log_server server("files", {"--file", dir.file("here.bin"), "--root", dir.path()});
+    // A request for a missing file with a long name is one long log line:
+    // 1,000 of them are far more than the pipe's 64 KiB.
+    const std::string missing = as_text(protocol::encode_named_request(std::string(300, 'm'), 0));
+    std::size_t answered = 0;
+    for (int i = 0; i < 1000; ++i) {
+      owned_fd client = connect_from("127.0.0.1", server.port);
+      REQUIRE(send_all(client.get(), missing));
+      const drained got = read_until_closed(client, 2s);
+      if (got.bytes.size() != protocol::named_header_size) break;  // the server stopped answering
+      ++answered;
+    }
+    CHECK(answered == 1000);
+    // A real download meanwhile, and SIGTERM is honoured at once.
+    auto real = run_command({program(), "files-client", "--port", std::to_string(server.port), "--backend",
+                             backend_name(), "--output", dir.file("got.bin"), "--timeout", "10"},
+                            20s);
+    CHECK(real.status == 0);
+    std::ifstream got(dir.file("got.bin"), std::ios::binary);
+    CHECK(std::string(std::istreambuf_iterator<char>(got), {}) == content);
+    // The description the parent shares with the server is as blocking as ever.
+    CHECK((::fcntl(server.shared_end.get(), F_GETFL) & O_NONBLOCK) == 0);
+    // Lines are cut short, whatever a peer put into them.
+    std::string logged = server.read_now();
+    if (!rate.empty()) {
+      // With room again, the next line says how many were dropped.
+      owned_fd client = connect_from("127.0.0.1", server.port);
+      REQUIRE(send_all(client.get(), missing));
+      read_until_closed(client, 2s);
+      const std::string after = server.read_now(2s);
+      CHECK(after.find("log: ") != std::string::npos);
+      CHECK(after.find(" lines dropped") != std::string::npos);
+      logged += after;
+    }
+    std::size_t longest = 0;
+    for (std::size_t at = 0, end; (end = logged.find('\n', at)) != std::string::npos; at = end + 1) {
+      longest = std::max(longest, end - at);
+    }
+    CHECK(longest <= 512);
+    server.process->signal(SIGTERM);
+    CHECK(server.process->wait_exit(5s) == 0);
   }
 }
