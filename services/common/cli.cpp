@@ -76,6 +76,10 @@ void add_server_options(CLI::App& cmd, server_options& options, std::uint16_t de
   cmd.add_option("--max-connections", limit.max_connections,
                  "connections served at once; more are closed at once (0: just under the fd limit)")
       ->capture_default_str();
+  cmd.add_option("--max-connections-per-source", limit.max_connections_per_source,
+                 "connections from one IPv4 address or IPv6 /64 at once; more are closed at once "
+                 "(0: a quarter of --max-connections, at most 256)")
+      ->capture_default_str();
   add_seconds(cmd, "--idle-timeout", limit.idle_timeout, "seconds without a byte before a client is dropped (0: never)");
   add_seconds(cmd, "--request-timeout", limit.request_timeout, "seconds from a request's first byte to its last (0: no limit)");
   add_seconds(cmd, "--send-timeout", limit.send_timeout, "seconds a client may leave a reply unread (0: no limit)");

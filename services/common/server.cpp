@@ -12,6 +12,7 @@
 #include <switchboard/signal.hpp>
 
 #include "log.hpp"
+#include "source_key.hpp"
 
 namespace switchboard::services {
 namespace {
@@ -68,14 +69,30 @@ class spare_descriptor {
   unique_fd fd_;
 };
 
-task<void> run_session(server_state& server, const session_fn& session, stream client) {
+// A connection's place in the count of its source, given back when it ends.
+class source_share {
+ public:
+  source_share(source_counts& counts, source_key source) : counts_(counts), source_(source) {}
+  ~source_share() { counts_.remove(source_); }
+  source_share(const source_share&) = delete;
+  source_share& operator=(const source_share&) = delete;
+
+ private:
+  source_counts& counts_;
+  source_key source_;
+};
+
+task<void> run_session(server_state& server, const session_fn& session, stream client,
+                       source_counts& per_source) {
+  const source_key source = source_key::of(client.peer());
+  source_share share(per_source, source);
   connection conn(std::move(client), server);
   co_await session(conn);
 }
 
 task<void> accept_loop(listener& l, server_state& server, const session_fn& session,
-                       task_group& connections, spare_descriptor& spare) {
-  log_limiter emfile_log, limit_log;
+                       task_group& connections, spare_descriptor& spare, source_counts& per_source) {
+  log_limiter emfile_log, limit_log, source_log;
   auto backoff = 1ms;
   const std::size_t max_connections = server.options.limit.max_connections;
   for (;;) {
@@ -113,11 +130,20 @@ task<void> accept_loop(listener& l, server_state& server, const session_fn& sess
       }
       continue;  // the stream closes here
     }
+    if (const source_key source = source_key::of(accepted->peer()); !per_source.try_add(source)) {
+      ++server.stats.rejected;
+      if (std::uint64_t skipped = 0; source_log.allow(skipped)) {
+        log("{}: --max-connections-per-source {} reached by {}: closing {} ({} more)", server.service,
+            server.options.limit.max_connections_per_source, source.to_string(), accepted->peer(),
+            skipped);
+      }
+      continue;
+    }
     ++server.stats.open;
     ++server.stats.total;
     std::string name = fmt::format("{} connection #{} from {}", server.service,
                                    server.stats.total, accepted->peer());
-    connections.spawn(run_session(server, session, std::move(*accepted)), std::move(name));
+    connections.spawn(run_session(server, session, std::move(*accepted), per_source), std::move(name));
   }
 }
 
@@ -244,8 +270,10 @@ task<int> serve_stream(server_state& server, session_fn session) {
     }
     listeners.push_back(std::move(*bound));
   }
-  if (server.options.limit.max_connections == 0) {
-    server.options.limit.max_connections = default_max_connections();
+  limits& limit = server.options.limit;
+  if (limit.max_connections == 0) limit.max_connections = default_max_connections();
+  if (limit.max_connections_per_source == 0) {
+    limit.max_connections_per_source = std::clamp<std::size_t>(limit.max_connections / 4, 1, 256);
   }
 
   // Signals are taken over before the first "listening" line, so that a
@@ -257,8 +285,9 @@ task<int> serve_stream(server_state& server, session_fn session) {
 
   task_group acceptors;
   task_group connections;
+  source_counts per_source(server.options.limit.max_connections_per_source);
   for (listener& l : listeners) {
-    acceptors.spawn(accept_loop(l, server, session, connections, spare),
+    acceptors.spawn(accept_loop(l, server, session, connections, spare, per_source),
                     fmt::format("{} accept loop on {}", server.service, l.local()));
   }
 

@@ -26,6 +26,9 @@ using std::chrono::milliseconds;
 // flags in docs/reliability.md.
 struct limits {
   std::size_t max_connections = 0;  // 0: just under the process's fd limit
+  // From one IPv4 address or IPv6 /64 (source_key.hpp); 0: a quarter of
+  // max_connections, at most 256, so that no one source takes every slot.
+  std::size_t max_connections_per_source = 0;
   milliseconds idle_timeout = std::chrono::seconds(60);
   milliseconds request_timeout = std::chrono::seconds(10);
   milliseconds send_timeout = std::chrono::seconds(30);

@@ -205,6 +205,77 @@ std::string nth_loopback(std::size_t n) {
 
 }  // namespace
 
+TEST_CASE("one address cannot take every connection slot: past its share its connections are closed at once",
+          "[io][hostile][limits]") {
+  // The default share: a quarter of --max-connections, at most 256.
+  service_process server("echo", {"--max-connections", "2000", "--idle-timeout", "0"});
+  const std::size_t baseline = open_fds(server.process.pid());
+  std::vector<owned_fd> hoard;
+  char buf[16];
+  for (int i = 0; i < 256; ++i) hoard.push_back(connect_from("127.0.0.2", server.port));
+  // Every one of them is served (the last one too, once the server got to it).
+  REQUIRE(send_all(hoard.back().get(), "hi"));
+  CHECK(::recv(hoard.back().get(), buf, 2, MSG_WAITALL) == 2);
+  for (int i = 0; i < 10; ++i) {
+    owned_fd extra = connect_from("127.0.0.2", server.port);
+    (void)send_all(extra.get(), "hi");
+    REQUIRE(readable(extra.get(), 5s));
+    CHECK(::recv(extra.get(), buf, sizeof buf, 0) <= 0);  // EOF (or a reset), no echo
+  }
+  // Another address is served meanwhile.
+  owned_fd other = connect_from("127.0.0.3", server.port);
+  REQUIRE(send_all(other.get(), "hi"));
+  CHECK(::recv(other.get(), buf, 2, MSG_WAITALL) == 2);
+  CHECK(stats_of(server).find("open 257 total 257 rejected 10") != std::string::npos);
+  CHECK(server.process.wait_for_line("--max-connections-per-source 256 reached by 127.0.0.2"));
+  // Room frees up as the address lets go (once the server has seen it go).
+  hoard.pop_back();
+  bool served_again = false;
+  for (const auto give_up = steady::now() + 5s; !served_again && steady::now() < give_up;) {
+    owned_fd again = connect_from("127.0.0.2", server.port);
+    served_again = send_all(again.get(), "hi") && ::recv(again.get(), buf, 2, MSG_WAITALL) == 2;
+    if (!served_again) std::this_thread::sleep_for(50ms);
+  }
+  CHECK(served_again);
+  hoard.clear();
+  other.close();
+  CHECK(fds_back_to(server.process.pid(), baseline, 5s));
+  server.stop();
+}
+
+TEST_CASE("50 silent connections from one address leave room under --max-connections 50 for others",
+          "[io][hostile][limits]") {
+  service_process server("echo", {"--max-connections", "50", "--idle-timeout", "0"});
+  std::vector<owned_fd> silent;
+  for (int i = 0; i < 50; ++i) silent.push_back(connect_from("127.0.0.2", server.port));
+  // A quarter of the slots is that address's share: 12 held, 38 closed at once.
+  std::size_t closed = 0;
+  char probe;
+  for (const owned_fd& s : silent) closed += readable(s.get(), 200ms) && ::recv(s.get(), &probe, 1, 0) <= 0;
+  CHECK(closed == 38);
+  for (int i = 0; i < 5; ++i) {
+    owned_fd other = connect_from(("127.0.0." + std::to_string(3 + i)).c_str(), server.port);
+    REQUIRE(send_all(other.get(), "still room"));
+    char buf[10];
+    CHECK(::recv(other.get(), buf, sizeof buf, MSG_WAITALL) == 10);
+  }
+  CHECK(stats_of(server).find("rejected 38") != std::string::npos);
+  server.stop();
+}
+
+TEST_CASE("Unix-domain clients are one local source that is never limited", "[io][hostile][limits][unix]") {
+  temp_dir dir;
+  const std::string path = dir.file("echo.sock");
+  service_process server("echo", {"--unix", path, "--max-connections", "400", "--idle-timeout", "0"});
+  std::vector<plain_socket> clients;
+  for (int i = 0; i < 300; ++i) clients.push_back(plain_socket::unix_stream(path));
+  REQUIRE(clients.back().send("hi"));
+  char buf[2];
+  CHECK(::recv(clients.back().fd(), buf, sizeof buf, MSG_WAITALL) == 2);
+  clients.clear();
+  server.stop();
+}
+
 TEST_CASE("ten addresses with many ports cannot take every UDP game from a newcomer",
           "[io][hostile][guess][udp]") {
   // Replies pass the guard unhindered here: the cap per host is under test.
