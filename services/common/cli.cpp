@@ -83,6 +83,11 @@ void add_server_options(CLI::App& cmd, server_options& options, std::uint16_t de
   add_seconds(cmd, "--idle-timeout", limit.idle_timeout, "seconds without a byte before a client is dropped (0: never)");
   add_seconds(cmd, "--request-timeout", limit.request_timeout, "seconds from a request's first byte to its last (0: no limit)");
   add_seconds(cmd, "--send-timeout", limit.send_timeout, "seconds a client may leave a reply unread (0: no limit)");
+  add_seconds(cmd, "--linger-timeout", limit.linger_timeout,
+              fmt::format("seconds to wait for a client's EOF after its session, dropping up to {} KiB "
+                          "it still sends, so that closing cannot reset the connection under an unread "
+                          "reply (0: close at once)",
+                          connection::linger_bytes / 1024));
   add_seconds(cmd, "--drain-timeout", limit.drain_timeout, "seconds to let connections finish after SIGINT/SIGTERM");
   cmd.add_option("--udp-rate", limit.udp_rate,
                  "UDP services: replies per second to one source (an IPv4 address or IPv6 /64, any port)")

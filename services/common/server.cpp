@@ -88,6 +88,7 @@ task<void> run_session(server_state& server, const session_fn& session, stream c
   source_share share(per_source, source);
   connection conn(std::move(client), server);
   co_await session(conn);
+  co_await conn.linger();
 }
 
 task<void> accept_loop(listener& l, server_state& server, const session_fn& session,
@@ -184,6 +185,18 @@ connection::connection(stream s, server_state& server) : stream_(std::move(s)), 
 
 connection::~connection() { --server_.stats.open; }
 
+task<void> connection::linger() {
+  const milliseconds timeout = server_.options.limit.linger_timeout;
+  if (failed_ || timeout.count() <= 0 || !stream_.shutdown_write()) co_return;
+  const auto deadline = clock::now() + timeout;
+  for (std::size_t drained = 0; drained < linger_bytes;) {
+    auto dropped = co_await with_deadline(deadline, stream_.receive());
+    if (!dropped || dropped->empty()) co_return;
+    drained += dropped->size();
+    server_.stats.bytes_in += dropped->size();
+  }
+}
+
 // The counters and limits are set on the operation in place: it is a large
 // record, and these run for every read and write.
 void connection::limit_read(detail::operation& op) const {
@@ -197,28 +210,28 @@ void connection::limit_send(detail::operation& op) const {
 
 counted<detail::transfer_operation> connection::read_some(std::span<std::byte> buf) {
   counted<detail::transfer_operation> op{stream_.read_some(buf), &server_.stats.bytes_in,
-                                         &server_.stats.timed_out};
+                                         &server_.stats.timed_out, &failed_};
   limit_read(op.op);
   return op;
 }
 
 counted<detail::receive_operation> connection::receive() {
   counted<detail::receive_operation> op{stream_.receive(), &server_.stats.bytes_in,
-                                        &server_.stats.timed_out};
+                                        &server_.stats.timed_out, &failed_};
   limit_read(op.op);
   return op;
 }
 
 counted<detail::transfer_operation> connection::read_exact(std::span<std::byte> buf) {
   counted<detail::transfer_operation> op{stream_.read_exact(buf), &server_.stats.bytes_in,
-                                         &server_.stats.timed_out};
+                                         &server_.stats.timed_out, &failed_};
   limit_read(op.op);
   return op;
 }
 
 counted<detail::transfer_operation> connection::write_all(std::span<const std::byte> bytes) {
   counted<detail::transfer_operation> op{stream_.write_all(bytes), &server_.stats.bytes_out,
-                                         &server_.stats.timed_out};
+                                         &server_.stats.timed_out, &failed_};
   limit_send(op.op);
   return op;
 }
@@ -226,7 +239,7 @@ counted<detail::transfer_operation> connection::write_all(std::span<const std::b
 counted<detail::transfer_operation> connection::send_file(int file_fd, std::int64_t offset,
                                                           std::size_t count) {
   counted<detail::transfer_operation> op{stream_.send_file(file_fd, offset, count),
-                                         &server_.stats.bytes_out, &server_.stats.timed_out};
+                                         &server_.stats.bytes_out, &server_.stats.timed_out, &failed_};
   limit_send(op.op);
   return op;
 }

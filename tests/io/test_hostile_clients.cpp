@@ -276,6 +276,86 @@ TEST_CASE("Unix-domain clients are one local source that is never limited", "[io
   server.stop();
 }
 
+TEST_CASE("a request followed by extra bytes still gets its whole download, then the close",
+          "[io][hostile][files]") {
+  temp_dir dir;
+  const std::string content = pattern(4 * 1024 * 1024);
+  write_file(dir.file("big.bin"), content);
+  service_process server("files", {"--file", dir.file("big.bin"), "--root", dir.path()});
+  // On io_uring a download leaves a pipe pair behind for the next one (its
+  // sendfile is two splices): the baseline is taken with it in place.
+  REQUIRE(server.client("files-client", {"--output", dir.file("first.bin")}).status == 0);
+  const std::size_t baseline = open_fds(server.process.pid());
+  const std::string seed_request("0\0", 2);
+  const std::string named_request = as_text(protocol::encode_named_request("big.bin", 0));
+  for (const std::string& request : {seed_request, named_request}) {
+    INFO((request == seed_request ? "the seed's request" : "a named request"));
+    // A small receive window keeps most of the file in the server's send
+    // buffer when it finishes: a close with the extra bytes unread would
+    // reset the connection and drop all of that.
+    owned_fd client = connect_from("127.0.0.1", server.port, 16 * 1024);
+    REQUIRE(send_all(client.get(), request + "and then some more bytes"));
+    std::this_thread::sleep_for(300ms);  // the server has sent what the buffers take
+    const drained got = read_until_closed(client);
+    CHECK_FALSE(got.reset);
+    const std::size_t header = request == seed_request ? 0 : protocol::named_header_size;
+    REQUIRE(got.bytes.size() == header + content.size());
+    CHECK(got.bytes.compare(header, content.size(), content) == 0);
+  }
+  CHECK(fds_back_to(server.process.pid(), baseline, 5s));
+  server.stop();
+}
+
+TEST_CASE("lingering after a session ends at the client's EOF, at --linger-timeout, or after 64 KiB",
+          "[io][hostile][files]") {
+  temp_dir dir;
+  write_file(dir.file("small.bin"), pattern(1000));
+  SECTION("a client that reads its reply and never closes is closed at the linger timeout") {
+    service_process server("daytime", {"--linger-timeout", "1"});
+    const std::size_t baseline = open_fds(server.process.pid());
+    owned_fd client = connect_from("127.0.0.1", server.port);
+    REQUIRE(send_all(client.get(), "what time is it?\r\n"));
+    const drained got = read_until_closed(client, 5s);  // the server's FIN comes at once
+    CHECK(got.bytes.ends_with("-UTC\r\n"));
+    CHECK_FALSE(got.reset);
+    const auto eof = steady::now();
+    CHECK(fds_back_to(server.process.pid(), baseline, 5s));
+    const auto held = steady::now() - eof;
+    CHECK(held >= 800ms);
+    CHECK(held < 4s);
+    server.stop();
+  }
+  SECTION("a client that keeps sending after its request is dropped after 64 KiB, long before the timeout") {
+    service_process server("files", {"--file", dir.file("small.bin"), "--linger-timeout", "60"});
+    REQUIRE(server.client("files-client", {"--output", dir.file("first.bin")}).status == 0);
+    const std::size_t baseline = open_fds(server.process.pid());
+    owned_fd client = connect_from("127.0.0.1", server.port);
+    ::fcntl(client.get(), F_SETFL, O_NONBLOCK);
+    REQUIRE(send_all(client.get(), std::string("0\0", 2)));
+    const std::string junk(64 * 1024, 'j');
+    std::size_t pushed = 0;
+    const auto give_up = steady::now() + 10s;
+    while (steady::now() < give_up && pushed < 64 * 1024 * 1024) {
+      const ssize_t n = ::send(client.get(), junk.data(), junk.size(), MSG_NOSIGNAL);
+      if (n > 0) pushed += static_cast<std::size_t>(n);
+      if (n < 0 && errno != EAGAIN) break;  // the server has closed
+      if (n < 0) {
+        pollfd p{client.get(), POLLOUT, 0};
+        ::poll(&p, 1, 100);
+      }
+    }
+    CHECK(steady::now() < give_up);
+    CHECK(fds_back_to(server.process.pid(), baseline, 5s));
+    const std::string stats = stats_of(server);
+    INFO(stats);
+    // bytes-in: the 2-byte request, then at most 64 KiB and one more receive of 16 KiB.
+    const auto at = stats.find("bytes-in ");
+    REQUIRE(at != std::string::npos);
+    CHECK(std::stoull(stats.substr(at + 9)) <= 2 + (64 + 16) * 1024);
+    server.stop();
+  }
+}
+
 TEST_CASE("ten addresses with many ports cannot take every UDP game from a newcomer",
           "[io][hostile][guess][udp]") {
   // Replies pass the guard unhindered here: the cap per host is under test.
