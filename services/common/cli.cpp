@@ -88,7 +88,7 @@ void add_server_options(CLI::App& cmd, server_options& options, std::uint16_t de
                           "it still sends, so that closing cannot reset the connection under an unread "
                           "reply (0: close at once)",
                           connection::linger_bytes / 1024));
-  add_seconds(cmd, "--drain-timeout", limit.drain_timeout, "seconds to let connections finish after SIGINT/SIGTERM");
+  add_seconds(cmd, "--drain-timeout", limit.drain_timeout, "seconds to let connections finish after SIGINT/SIGTERM/SIGHUP");
   cmd.add_option("--udp-rate", limit.udp_rate,
                  "UDP services: replies per second to one source (an IPv4 address or IPv6 /64, any port)")
       ->check(CLI::PositiveNumber)

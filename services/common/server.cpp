@@ -43,6 +43,21 @@ void print_stats(const server_state& server) {
          diagnostics().dropped(), to_string(runtime::current().backend()));
 }
 
+// The signals that stop a server. SIGHUP comes when the terminal it was
+// started from closes, and from supervisors: without a handler it would kill
+// the process without draining and leave a Unix socket file behind.
+bool is_stop_signal(int sig) { return sig == SIGINT || sig == SIGTERM || sig == SIGHUP; }
+
+// The stop signals and SIGUSR1, taken over from here on. A server started to
+// ignore SIGHUP (nohup) goes on ignoring it: once blocked for the signalfd,
+// an ignored signal would be delivered after all.
+signal_set server_signals() {
+  struct sigaction hangup {};
+  ::sigaction(SIGHUP, nullptr, &hangup);
+  if (hangup.sa_handler == SIG_IGN) return signal_set{SIGINT, SIGTERM, SIGUSR1};
+  return signal_set{SIGINT, SIGTERM, SIGHUP, SIGUSR1};
+}
+
 // Once the "listening on" lines are out (scripts wait for them, so they may
 // wait for stderr), nothing the server logs may block the loop.
 void log_without_blocking(const server_state& server) {
@@ -163,7 +178,7 @@ task<void> exit_on_second_signal(signal_set& signals, server_state& server) {
   }
 }
 
-// Waits for SIGINT or SIGTERM, printing statistics on each SIGUSR1 meanwhile.
+// Waits for a stop signal, printing statistics on each SIGUSR1 meanwhile.
 task<void> wait_for_stop(signal_set& signals, server_state& server, std::string_view what) {
   for (;;) {
     auto sig = co_await signals.next();
@@ -171,7 +186,7 @@ task<void> wait_for_stop(signal_set& signals, server_state& server, std::string_
       notice("{}: waiting for signals: {}", server.service, sig.error().message());
       co_return;
     }
-    if (*sig != SIGUSR1) {
+    if (is_stop_signal(*sig)) {
       notice("{}: {}: {}", server.service, ::strsignal(*sig), what);
       co_return;
     }
@@ -291,7 +306,7 @@ task<int> serve_stream(server_state& server, session_fn session) {
 
   // Signals are taken over before the first "listening" line, so that a
   // script that stops the server as soon as it reads that line is honoured.
-  signal_set signals{SIGINT, SIGTERM, SIGUSR1};
+  signal_set signals = server_signals();
   spare_descriptor spare;
   for (const listener& l : listeners) print_listening(l.local(), "tcp");
   log_without_blocking(server);
@@ -339,7 +354,7 @@ task<int> serve_datagram(server_state& server, datagram_fn serve) {
     }
     sockets.push_back(std::move(*bound));
   }
-  signal_set signals{SIGINT, SIGTERM, SIGUSR1};
+  signal_set signals = server_signals();
   for (const datagram_socket& s : sockets) print_listening(s.local(), "udp");
   log_without_blocking(server);
 

@@ -149,8 +149,9 @@ using session_fn = std::function<task<void>(connection&)>;
 // What a datagram service runs for each of its bound sockets until stopped.
 using datagram_fn = std::function<task<void>(datagram_socket&, server_state&)>;
 
-// Runs a stream service until SIGINT/SIGTERM: binds every address of
-// --host (or --unix), prints one "listening on" line per socket, runs
+// Runs a stream service until SIGINT, SIGTERM or SIGHUP (a closed terminal
+// or a supervisor's stop: a clean stop all the same): binds every address
+// of --host (or --unix), prints one "listening on" line per socket, runs
 // `session` for each client and lingers after it (connection::linger),
 // prints statistics on SIGUSR1; on the first stop signal stops accepting and
 // drains for up to the drain timeout, then cancels what is left; a second
@@ -159,7 +160,7 @@ task<int> serve_stream(server_state& server, session_fn session);
 
 // Runs a datagram service the same way: one "listening on ... (udp, ...)"
 // line per socket, `serve` per socket, SIGUSR1 statistics, and on
-// SIGINT/SIGTERM cancellation and exit 0.
+// SIGINT/SIGTERM/SIGHUP cancellation and exit 0.
 task<int> serve_datagram(server_state& server, datagram_fn serve);
 
 // The addresses a server binds for its options: --unix, else every

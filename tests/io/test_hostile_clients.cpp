@@ -356,6 +356,36 @@ TEST_CASE("lingering after a session ends at the client's EOF, at --linger-timeo
   }
 }
 
+TEST_CASE("SIGHUP stops a server cleanly: exit 0, and its Unix socket file is gone",
+          "[io][hostile][signal]") {
+  temp_dir dir;
+  const std::string path = dir.file("echo.sock");
+  service_process stream_server("echo", {"--unix", path});
+  REQUIRE(::access(path.c_str(), F_OK) == 0);
+  stream_server.process.signal(SIGHUP);
+  CHECK(stream_server.process.wait_exit(10s) == 0);
+  CHECK(::access(path.c_str(), F_OK) != 0);
+  CHECK(stream_server.process.wait_for_line("Hangup"));
+
+  service_process datagram_server("daytime", {"--udp"});
+  datagram_server.process.signal(SIGHUP);
+  CHECK(datagram_server.process.wait_exit(10s) == 0);
+}
+
+TEST_CASE("a server started to ignore SIGHUP (nohup) goes on ignoring it", "[io][hostile][signal]") {
+  child_process server({"sh", "-c", "trap '' HUP; exec \"$@\"", "sh", program(), "echo", "--port", "0",
+                        "--backend", backend_name()});
+  const std::uint16_t port = server.wait_listening();
+  REQUIRE(port != 0);
+  server.signal(SIGHUP);
+  CHECK_FALSE(server.wait_exit(500ms));
+  auto echoed = run_command({program(), "echo-client", "--port", std::to_string(port), "--backend",
+                             backend_name(), "--message", "still here"});
+  CHECK(echoed.out == "still here");
+  server.signal(SIGTERM);
+  CHECK(server.wait_exit(10s) == 0);
+}
+
 TEST_CASE("ten addresses with many ports cannot take every UDP game from a newcomer",
           "[io][hostile][guess][udp]") {
   // Replies pass the guard unhindered here: the cap per host is under test.
