@@ -4,6 +4,8 @@
 #include <cerrno>
 
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 
@@ -15,7 +17,8 @@ namespace {
 bool would_block(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
 
 // Runs `call(done, remaining)` until it moved everything (transfer_all),
-// moved something (otherwise), hit EOF, failed, or would block.
+// moved something (otherwise), hit EOF, failed, or would block. A transfer_all
+// counts in op.done (64 bits: it may pass 4 GiB) and answers 0 when it ends.
 template <class Call>
 int transfer(operation& op, Call call) {
   for (;;) {
@@ -25,10 +28,44 @@ int transfer(operation& op, Call call) {
       if (would_block(errno)) return -EAGAIN;
       return -errno;
     }
+    // One call moves at most MAX_RW_COUNT (just under 2 GiB): n fits an int.
     if (!op.transfer_all) return static_cast<int>(n);
     op.done += static_cast<std::size_t>(n);
-    if (n == 0 || op.done == op.size) return static_cast<int>(op.done);
+    if (n == 0 || op.done == op.size) return 0;
   }
+}
+
+// sendfile(2) has no MSG_NOSIGNAL: into a socket whose peer has gone it
+// raises SIGPIPE, which kills a program with the default disposition, even
+// when it returns the bytes it moved before the peer's reset. So SIGPIPE is
+// blocked around the call, and a SIGPIPE this call raised (it is sent to
+// this thread) is taken back before the mask is restored. One that was
+// pending before, in a program that blocks SIGPIPE itself, is left alone.
+// A call that moved all it was asked to met no reset and raised nothing.
+ssize_t sendfile_without_sigpipe(int socket_fd, int file_fd, off_t* offset, std::size_t count) {
+  sigset_t sigpipe_only;
+  ::sigemptyset(&sigpipe_only);
+  ::sigaddset(&sigpipe_only, SIGPIPE);
+  sigset_t old;
+  ::pthread_sigmask(SIG_BLOCK, &sigpipe_only, &old);
+  const bool blocked_before = ::sigismember(&old, SIGPIPE);
+  bool pending_before = false;
+  if (blocked_before) {
+    sigset_t pending;
+    ::sigpending(&pending);
+    pending_before = ::sigismember(&pending, SIGPIPE);
+  }
+  const ssize_t sent = ::sendfile(socket_fd, file_fd, offset, count);
+  const int err = errno;
+  const bool may_have_raised = sent < 0 ? err == EPIPE : static_cast<std::size_t>(sent) < count;
+  if (may_have_raised && !pending_before) {
+    const timespec now{};
+    while (::sigtimedwait(&sigpipe_only, nullptr, &now) < 0 && errno == EINTR) {
+    }
+  }
+  if (!blocked_before) ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  errno = err;
+  return sent;
 }
 
 // connect() on a non-blocking socket answers EINPROGRESS; asking again once
@@ -112,7 +149,7 @@ int attempt(operation& op) noexcept {
     case op_code::sendfile:
       return transfer(op, [&](std::size_t, std::size_t n) {
         off_t offset = static_cast<off_t>(op.offset);
-        const ssize_t sent = ::sendfile(op.fd, op.source_fd, &offset, n);
+        const ssize_t sent = sendfile_without_sigpipe(op.fd, op.source_fd, &offset, n);
         if (sent > 0) op.offset = offset;
         return sent;
       });

@@ -15,10 +15,18 @@
 //    all; the coroutine resumes only after that CQE. A readiness backend
 //    takes the operation off its wait list (and out of its interest set)
 //    before completing it with -ECANCELED;
+//  - a receive starved of buffers (starved.hpp) is in no request and on no
+//    fd's list: cancel() and forget() complete it directly, and it is never
+//    submitted again after that;
+//  - forget() runs before every close through the runtime, and when a new
+//    number is handed to unique_fd; after it, nothing the backend keeps or
+//    has queued names that number, so no operation meets a file that
+//    reuses it;
 //  - frames are destroyed only after their coroutine has finished, and a
 //    coroutine cannot finish while it is suspended on an operation; shutdown
 //    cancels everything and keeps reaping until nothing is in flight.
 // Therefore the record, the buffer and the fd outlive the kernel's interest.
+// tests/backend/ tries to break each of these on every backend.
 #pragma once
 
 #include <chrono>
@@ -52,7 +60,9 @@ class backend {
   // when zero) and completes the operations that are done.
   virtual void wait(std::optional<std::chrono::nanoseconds> timeout) = 0;
 
-  // `fd` is about to be closed: drop what the backend remembers about it.
+  // `fd` is about to be closed, or is a new file under a number that may
+  // have been closed behind the runtime's back: complete what waits on it
+  // with -EBADF and drop what the backend remembers about the number.
   virtual void forget(int fd) noexcept = 0;
 
   // One line of backend facts for statistics and logs (flags, set sizes).

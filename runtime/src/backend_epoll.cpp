@@ -54,8 +54,11 @@ class epoll_backend final : public backend {
       }
     }
     if (e.always_ready) {
-      loop_.complete(op, attempt(op));
-      return;
+      const int res = attempt(op);
+      if (res != -ENOBUFS || !op.runtime_buffer) {
+        loop_.complete(op, res);
+        return;
+      }
     }
     table_.park(op);
   }
@@ -63,6 +66,7 @@ class epoll_backend final : public backend {
   void cancel(operation& op) override { table_.cancel(op); }
 
   void wait(std::optional<std::chrono::nanoseconds> timeout) override {
+    table_.feed_starved(*this);
     int timeout_ms = -1;
     if (timeout) {
       // Round up: rounding down would wake early and spin until the deadline.

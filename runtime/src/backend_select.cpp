@@ -6,6 +6,7 @@
 // but glibc's fortified FD_SET aborts on fd >= FD_SETSIZE (1024) even on a
 // larger buffer, so FD_SET/FD_ISSET are never used here. The O(highest fd)
 // scan per wait is select's real cost and is left visible to the benchmark.
+#include <fcntl.h>
 #include <sys/select.h>
 
 #include <algorithm>
@@ -64,7 +65,7 @@ class select_backend final : public backend {
   int try_now(operation& op) override { return table_.try_now(op); }
 
   void submit(operation& op) override {
-    table_.park(op);
+    if (!table_.park(op)) return;
     watch_[static_cast<int>(op.wants())].set(op.fd);
     highest_fd_ = std::max(highest_fd_, op.fd);
   }
@@ -75,6 +76,7 @@ class select_backend final : public backend {
   }
 
   void wait(std::optional<std::chrono::nanoseconds> timeout) override {
+    table_.feed_starved(*this);
     const std::size_t words = static_cast<std::size_t>(highest_fd_ + fd_bits::word_bits) /
                               fd_bits::word_bits;
     ready_[0].copy_prefix(watch_[0], words);
@@ -87,6 +89,7 @@ class select_backend final : public backend {
     }
     const int n = ::select(highest_fd_ + 1, ready_[0].as_fd_set(), ready_[1].as_fd_set(), nullptr,
                            timeout ? &tv : nullptr);
+    if (n < 0 && errno == EBADF) fail_closed_fds();
     if (n <= 0) return;  // timeout, or EINTR: the loop simply turns again
     for (int d = 0; d < 2; ++d) {
       const auto dir = static_cast<direction>(d);
@@ -113,6 +116,17 @@ class select_backend final : public backend {
     if (table_.has_waiters(fd, dir)) return;
     watch_[static_cast<int>(dir)].clear(fd);
     if (fd == highest_fd_) lower_highest_fd();
+  }
+
+  // select() fails as a whole with EBADF, turn after turn, while a watched
+  // number has been closed behind the runtime's back (unsupported, but it
+  // must not spin): fail what waits on the numbers that name no file now.
+  void fail_closed_fds() {
+    for (const fd_bits& watched : watch_) {
+      watched.for_each([&](int fd) {
+        if (::fcntl(fd, F_GETFD) < 0 && errno == EBADF) forget(fd);
+      });
+    }
   }
 
   // Keeps select's nfds, and so its scan, as small as the watched fds allow.

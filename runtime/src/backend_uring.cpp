@@ -16,7 +16,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -28,6 +27,7 @@
 #include <fmt/core.h>
 
 #include "backend.hpp"
+#include "starved.hpp"
 
 #if SWITCHBOARD_HAVE_URING
 #include <liburing.h>
@@ -38,10 +38,16 @@ namespace {
 constexpr unsigned submission_entries = 4096;
 constexpr unsigned completion_entries = 4 * submission_entries;
 
-// The provided buffer ring for receive(): 1024 chunks of 16 KiB (16 MiB of
-// address space; pages become resident only once the kernel writes them).
-constexpr std::uint16_t buffer_ring_entries = 1024;
+// The provided buffer ring for receive(): up to 1024 chunks of the loop's
+// pool lent to the kernel at a time (16 MiB of address space; pages become
+// resident only once the kernel writes them), fewer when the pool's limit is
+// lower, since the ring's size must be a power of two.
+constexpr unsigned max_buffer_ring_entries = 1024;
 constexpr std::uint16_t buffer_group = 0;
+
+// An SQE's length is 32 bits and a CQE's result a signed 32-bit int: one
+// request moves at most 1 GiB, and a transfer continues from op.done.
+constexpr std::size_t max_request_bytes = std::size_t{1} << 30;
 
 // Low bit of user_data: the CQE belongs to a poll_add that an operation
 // waits on after its own SQE answered -EAGAIN (operations are aligned, so
@@ -50,18 +56,17 @@ constexpr std::uintptr_t poll_stage = 1;
 
 class uring_backend final : public backend {
  public:
-  explicit uring_backend(loop_state& loop) : loop_(loop) {
-    io_uring_params params{};
-    params.cq_entries = completion_entries;
+  explicit uring_backend(loop_state& loop) : loop_(loop), starved_(loop) {
     const unsigned optional_flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
     // Newest flags first; older kernels reject unknown setup flags with EINVAL.
     for (unsigned flags : {IORING_SETUP_CQSIZE | optional_flags, unsigned{IORING_SETUP_CQSIZE}, 0u}) {
-      params = io_uring_params{};
+      io_uring_params params{};
       params.flags = flags;
       params.cq_entries = completion_entries;
       const int res = io_uring_queue_init_params(submission_entries, &ring_, &params);
       if (res == 0) {
         flags_ = flags;
+        skip_cancel_cqes_ = (params.features & IORING_FEAT_CQE_SKIP) != 0;
         setup_buffer_ring();
         return;
       }
@@ -89,14 +94,16 @@ class uring_backend final : public backend {
   }
 
   void cancel(operation& op) override {
-    io_uring_sqe* sqe = next_sqe();
-    const std::uintptr_t target = reinterpret_cast<std::uintptr_t>(&op) | op.backend_stage;
-    io_uring_prep_cancel64(sqe, target, 0);
-    io_uring_sqe_set_data(sqe, nullptr);  // the cancel's own CQE is ignored
+    if (starved_receives::holds(op)) {
+      starved_.complete(op, -ECANCELED);  // no request exists to cancel
+      return;
+    }
+    queue_cancel(op);
   }
 
   void wait(std::optional<std::chrono::nanoseconds> timeout) override {
-    recycle_buffers();
+    refill_buffer_ring();
+    feed_starved();
     int res;
     if (timeout && timeout->count() == 0) {
       res = io_uring_submit_and_get_events(&ring_);
@@ -119,12 +126,18 @@ class uring_backend final : public backend {
   // own reference to the file and would wait forever): cancel them, and let
   // them report EBADF as they do on the readiness backends.
   void forget(int fd) noexcept override {
-    if (static_cast<std::size_t>(fd) >= in_flight_by_fd_.size()) return;
-    for (operation* op = in_flight_by_fd_[fd]; op; op = op->next_waiter) {
+    starved_.forget(fd);
+    if (static_cast<std::size_t>(fd) >= in_flight_by_fd_.size() || in_flight_by_fd_[fd].empty()) return;
+    for (operation* op = in_flight_by_fd_[fd].front(); op; op = op->next_waiter) {
       if (op->cancel_errno) continue;
       op->cancel_errno = EBADF;
-      cancel(*op);
+      queue_cancel(*op);
     }
+    // Until it is submitted an SQE names its fd by number only. Submitted
+    // now, while the number is still this file's, nothing queued for it can
+    // meet a file that an accept earlier in the batch opens under the same
+    // number once it is closed.
+    submit_queued();
   }
 
   std::string describe() const override {
@@ -136,6 +149,12 @@ class uring_backend final : public backend {
   }
 
  private:
+  struct completion {
+    std::uint64_t tag;
+    int res;
+    unsigned flags;
+  };
+
   [[noreturn]] static void fail(int err) {
     throw backend_unavailable(backend_kind::uring, std::error_code(err, std::generic_category()),
                               "io_uring_setup failed");
@@ -144,10 +163,30 @@ class uring_backend final : public backend {
   io_uring_sqe* next_sqe() {
     for (;;) {
       if (io_uring_sqe* sqe = io_uring_get_sqe(&ring_)) return sqe;
-      // The SQ is full: hand it to the kernel now and take a fresh slot.
-      const int res = io_uring_submit(&ring_);
-      if (res == -EBUSY) reap();
+      submit_queued();  // the SQ is full: hand it to the kernel, take a fresh slot
     }
+  }
+
+  // Submits what is queued without completing anything: completions are
+  // only taken out of the CQ (so that a backlog can flush and submission
+  // go on), and handled at the next reap(). Callers may be walking a list of
+  // operations (a scope's cancel, forget) that a completion would change.
+  void submit_queued() noexcept {
+    while (io_uring_sq_ready(&ring_) > 0) {
+      const int res = io_uring_submit(&ring_);
+      if (res == -EBUSY) {
+        take_completions();
+      } else if (res <= 0 && res != -EINTR) {
+        return;  // left queued for the next wait()
+      }
+    }
+  }
+
+  void queue_cancel(operation& op) {
+    io_uring_sqe* sqe = next_sqe();
+    io_uring_prep_cancel64(sqe, reinterpret_cast<std::uintptr_t>(&op) | op.backend_stage, 0);
+    io_uring_sqe_set_data(sqe, nullptr);  // the cancel's own CQE is ignored
+    if (skip_cancel_cqes_) sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
   }
 
   void prepare(operation& op) {
@@ -157,7 +196,6 @@ class uring_backend final : public backend {
       return;
     }
     io_uring_sqe* sqe = next_sqe();
-    char* data = static_cast<char*>(op.data);
     switch (op.code) {
       case op_code::accept:
         io_uring_prep_accept(sqe, op.fd, op.addr, op.addr ? &op.addr_len : nullptr,
@@ -167,11 +205,11 @@ class uring_backend final : public backend {
         if (op.runtime_buffer) {
           prepare_receive(sqe, op);
         } else {
-          io_uring_prep_recv(sqe, op.fd, data + op.done, op.size - op.done, op.flags);
+          io_uring_prep_recv(sqe, op.fd, rest(op), rest_size(op), op.flags);
         }
         break;
       case op_code::send:
-        io_uring_prep_send(sqe, op.fd, data + op.done, op.size - op.done, op.flags | MSG_NOSIGNAL);
+        io_uring_prep_send(sqe, op.fd, rest(op), rest_size(op), op.flags | MSG_NOSIGNAL);
         break;
       case op_code::connect:
         io_uring_prep_connect(sqe, op.fd, op.addr, op.addr_len);
@@ -196,16 +234,22 @@ class uring_backend final : public backend {
     io_uring_sqe_set_data(sqe, &op);
   }
 
+  // What is left of a recv or send buffer, at most one request's worth.
+  static char* rest(operation& op) { return static_cast<char*>(op.data) + op.done; }
+  static std::size_t rest_size(const operation& op) { return std::min(op.size - op.done, max_request_bytes); }
+
   // The kernel picks a chunk from the provided buffer ring only when data
   // arrives, so a recv waiting on an idle connection holds no memory.
   void setup_buffer_ring() {
-    const std::size_t bytes = buffer_ring_entries * sizeof(io_uring_buf);
+    buffer_ring_entries_ = max_buffer_ring_entries;
+    while (buffer_ring_entries_ > loop_.buffers.limit()) buffer_ring_entries_ /= 2;
+    const std::size_t bytes = buffer_ring_entries_ * sizeof(io_uring_buf);
     void* memory = nullptr;
     if (::posix_memalign(&memory, 4096, bytes) != 0) return;
     std::memset(memory, 0, bytes);
     io_uring_buf_reg reg{};
     reg.ring_addr = reinterpret_cast<std::uintptr_t>(memory);
-    reg.ring_entries = buffer_ring_entries;
+    reg.ring_entries = buffer_ring_entries_;
     reg.bgid = buffer_group;
     // Kernels before 5.19 have no buffer rings: receive() then polls and reads.
     if (io_uring_register_buf_ring(&ring_, &reg, 0) != 0) {
@@ -214,31 +258,43 @@ class uring_backend final : public backend {
     }
     buffer_ring_ = static_cast<io_uring_buf_ring*>(memory);
     io_uring_buf_ring_init(buffer_ring_);
-    const std::uint16_t first = loop_.buffers.reserve(buffer_ring_entries);
-    for (std::uint16_t i = 0; i < buffer_ring_entries; ++i) {
-      give_to_kernel(static_cast<std::uint16_t>(first + i), i);
-    }
-    io_uring_buf_ring_advance(buffer_ring_, buffer_ring_entries);
+    refill_buffer_ring();
   }
 
-  void give_to_kernel(std::uint16_t id, unsigned offset) {
-    io_uring_buf_ring_add(buffer_ring_, loop_.buffers.data(id), buffer_pool::chunk_size, id,
-                          io_uring_buf_ring_mask(buffer_ring_entries), static_cast<int>(offset));
-  }
-
-  // Chunks the program released go back into the ring; operations that found
-  // it empty are tried again.
-  void recycle_buffers() {
+  // Keeps the ring full from the pool: chunks the kernel filled go to the
+  // program, which gives them back to the pool, so the pool's limit bounds
+  // receive memory here as on the readiness backends.
+  void refill_buffer_ring() {
     if (!buffer_ring_) return;
-    std::vector<std::uint16_t>& released = loop_.buffers.released();
-    if (released.empty()) return;
-    unsigned offset = 0;
-    for (std::uint16_t id : released) give_to_kernel(id, offset++);
-    io_uring_buf_ring_advance(buffer_ring_, static_cast<int>(offset));
-    released.clear();
-    std::vector<operation*> retry;
-    retry.swap(starved_);
-    for (operation* op : retry) prepare(*op);
+    unsigned added = 0;
+    while (in_ring_ + added < buffer_ring_entries_ && loop_.buffers.can_lend()) {
+      const std::uint16_t id = loop_.buffers.acquire();
+      io_uring_buf_ring_add(buffer_ring_, loop_.buffers.data(id), buffer_pool::chunk_size, id,
+                            io_uring_buf_ring_mask(buffer_ring_entries_), static_cast<int>(added));
+      ++added;
+    }
+    if (added == 0) return;
+    io_uring_buf_ring_advance(buffer_ring_, static_cast<int>(added));
+    in_ring_ += added;
+  }
+
+  // Starved receives go back to the kernel once there are buffers for them:
+  // as many as the ring holds (each may take one), or, without a ring, all
+  // of them once the pool can lend again.
+  void feed_starved() {
+    std::size_t room = buffer_ring_ ? in_ring_ : loop_.buffers.can_lend() ? SIZE_MAX : 0;
+    for (; room > 0; --room) {
+      operation* op = starved_.pop();
+      if (!op) return;
+      submit(*op);
+    }
+  }
+
+  // The ring was empty (-ENOBUFS), or without a ring the pool: the receive
+  // leaves the kernel and the fd's list until buffers come back.
+  void starve(operation& op) {
+    in_flight_by_fd_[op.fd].remove(op);
+    starved_.add(op);
   }
 
   void prepare_receive(io_uring_sqe* sqe, operation& op) {
@@ -249,6 +305,7 @@ class uring_backend final : public backend {
 
   // A CQE that used a chunk: the operation keeps it when bytes came.
   void take_buffer(operation& op, int res, unsigned id) {
+    --in_ring_;
     if (res > 0) {
       op.buffer_id = static_cast<std::uint16_t>(id);
     } else {
@@ -260,6 +317,8 @@ class uring_backend final : public backend {
     const int res = attempt(op);
     if (res == -EAGAIN) {
       prepare_poll(op);
+    } else if (res == -ENOBUFS) {
+      starve(op);
     } else {
       complete(op, res);
     }
@@ -303,22 +362,27 @@ class uring_backend final : public backend {
     op.pipe_fds[0] = op.pipe_fds[1] = -1;
   }
 
-  // One splice of a sendfile finished: the next one, or the end.
-  void finish_splice(operation& op, int res) {
-    const bool into_pipe = op.in_pipe == 0;
-    if (res < 0) {
-      complete(op, res);
-    } else if (into_pipe && res == 0) {
-      complete(op, static_cast<int>(op.done));  // the file ended early
-    } else if (into_pipe) {
+  // Counts what one finished splice moved: into the pipe, or on to the socket.
+  static void count_splice(operation& op, int res) {
+    if (op.in_pipe == 0) {
       op.offset += res;
       op.in_pipe = static_cast<std::size_t>(res);
-      prepare(op);
     } else {
       op.in_pipe -= static_cast<std::size_t>(res);
       op.done += static_cast<std::size_t>(res);
+    }
+  }
+
+  // One splice of a sendfile finished: the next one, or the end.
+  void finish_splice(operation& op, int res) {
+    if (res < 0) {
+      complete(op, res);
+    } else if (res == 0 && op.in_pipe == 0) {
+      complete(op, 0);  // the file ended early: op.done says how far it got
+    } else {
+      count_splice(op, res);
       if (op.done == op.size && op.in_pipe == 0) {
-        complete(op, static_cast<int>(op.done));
+        complete(op, 0);
       } else {
         prepare(op);
       }
@@ -333,60 +397,69 @@ class uring_backend final : public backend {
     io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uintptr_t>(&op) | poll_stage);
   }
 
-  // Copies CQEs out in batches and frees their slots before handling them,
-  // so that handling may submit (and, on a full SQ, reap) again safely.
+  // Moves the CQEs out of the CQ, freeing their slots, to be handled by reap().
+  void take_completions() {
+    unsigned head;
+    unsigned count = 0;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      taken_.push_back({cqe->user_data, cqe->res, cqe->flags});
+      ++count;
+    }
+    io_uring_cq_advance(&ring_, count);
+  }
+
+  // Handles every completion there is. Handling may submit again, and on a
+  // full SQ take more completions: those wait for the next round here.
   void reap() {
-    struct completion {
-      std::uint64_t tag;
-      int res;
-      unsigned flags;
-    };
-    std::array<completion, 256> batch;
     for (;;) {
-      unsigned head;
-      unsigned count = 0;
-      io_uring_cqe* cqe;
-      io_uring_for_each_cqe(&ring_, head, cqe) {
-        batch[count++] = {cqe->user_data, cqe->res, cqe->flags};
-        if (count == batch.size()) break;
+      take_completions();
+      if (taken_.empty()) return;
+      handling_.swap(taken_);
+      for (const completion& c : handling_) {
+        if (c.tag == 0) continue;  // a cancel's own answer
+        auto& op = *reinterpret_cast<operation*>(c.tag & ~std::uint64_t{poll_stage});
+        if (c.flags & IORING_CQE_F_BUFFER) take_buffer(op, c.res, c.flags >> IORING_CQE_BUFFER_SHIFT);
+        finish(op, (c.tag & poll_stage) != 0, c.res);
       }
-      if (count == 0) return;
-      io_uring_cq_advance(&ring_, count);
-      for (unsigned i = 0; i < count; ++i) {
-        const std::uint64_t tag = batch[i].tag;
-        if (tag == 0) continue;
-        auto& op = *reinterpret_cast<operation*>(tag & ~std::uint64_t{poll_stage});
-        if (batch[i].flags & IORING_CQE_F_BUFFER) {
-          take_buffer(op, batch[i].res, batch[i].flags >> IORING_CQE_BUFFER_SHIFT);
-        }
-        finish(op, (tag & poll_stage) != 0, batch[i].res);
-      }
+      handling_.clear();
     }
   }
 
   // Ops in flight per fd, so that forget() can find them.
   void track(operation& op) {
-    if (static_cast<std::size_t>(op.fd) >= in_flight_by_fd_.size()) {
-      in_flight_by_fd_.resize(op.fd + 1024, nullptr);
-    }
-    op.next_waiter = in_flight_by_fd_[op.fd];
-    in_flight_by_fd_[op.fd] = &op;
+    if (static_cast<std::size_t>(op.fd) >= in_flight_by_fd_.size()) in_flight_by_fd_.resize(op.fd + 1024);
+    in_flight_by_fd_[op.fd].push_back(op);
   }
 
   void complete(operation& op, int res) {
     if (op.code == op_code::sendfile) release_pipe(op);
-    operation** link = &in_flight_by_fd_[op.fd];
-    while (*link != &op) link = &(*link)->next_waiter;
-    *link = op.next_waiter;
-    op.next_waiter = nullptr;
+    in_flight_by_fd_[op.fd].remove(op);
     loop_.complete(op, res);
+  }
+
+  // Cancellation was asked for: this CQE is the operation's answer. What
+  // it finished first stands, and the bytes a transfer moved stay counted;
+  // a poll stage, a retry or an unfinished transfer is not resumed.
+  void finish_cancelled(operation& op, bool from_poll, int res) {
+    const bool would_retry = res == -EAGAIN || res == -ENOBUFS || res == -EINPROGRESS || res == -EALREADY;
+    if (from_poll || would_retry) {
+      complete(op, -ECANCELED);
+    } else if (!op.transfer_all || res <= 0) {
+      complete(op, op.code == op_code::connect && res == -EISCONN && op.connect_started ? 0 : res);
+    } else {
+      if (op.code == op_code::sendfile) {
+        count_splice(op, res);
+      } else {
+        op.done += static_cast<std::size_t>(res);
+      }
+      complete(op, op.done == op.size && op.in_pipe == 0 ? 0 : -ECANCELED);
+    }
   }
 
   void finish(operation& op, bool from_poll, int res) {
     if (op.cancel_errno) {
-      // Cancellation was asked for: the op's own CQE is its answer, and a
-      // poll stage or partial transfer is not resumed.
-      complete(op, from_poll || (op.transfer_all && res > 0) ? -ECANCELED : res);
+      finish_cancelled(op, from_poll, res);
       return;
     }
     if (from_poll) {
@@ -400,7 +473,7 @@ class uring_backend final : public backend {
       return;
     }
     if (res == -ENOBUFS && op.runtime_buffer) {
-      starved_.push_back(&op);  // the ring ran dry: again once chunks come back
+      starve(op);
       return;
     }
     // Sockets are non-blocking for the readiness backends' sake; an SQE on
@@ -429,9 +502,7 @@ class uring_backend final : public backend {
         prepare(op);
         return;
       }
-      res = static_cast<int>(op.done);
-    } else if (op.transfer_all && res == 0) {
-      res = static_cast<int>(op.done);
+      res = 0;  // whole: op.done is the count
     }
     complete(op, res);
   }
@@ -439,11 +510,16 @@ class uring_backend final : public backend {
   loop_state& loop_;
   io_uring ring_{};
   unsigned flags_ = 0;
-  std::vector<operation*> in_flight_by_fd_;
+  bool skip_cancel_cqes_ = false;
+  std::vector<waiter_list> in_flight_by_fd_;
+  starved_receives starved_;
+  std::vector<completion> taken_;     // out of the CQ, not handled yet
+  std::vector<completion> handling_;  // being handled by reap()
   std::vector<std::pair<int, int>> spare_pipes_;
-  io_uring_buf_ring* buffer_ring_ = nullptr;
-  std::vector<operation*> starved_;
   std::size_t pipe_capacity_ = 64 * 1024;
+  io_uring_buf_ring* buffer_ring_ = nullptr;
+  unsigned buffer_ring_entries_ = 0;
+  unsigned in_ring_ = 0;  // chunks lent to the kernel and not yet used
 };
 
 }  // namespace

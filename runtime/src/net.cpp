@@ -157,6 +157,12 @@ void unique_fd::reset(int fd) noexcept {
     ::close(fd_);
   }
   fd_ = fd;
+  adopt();
+}
+
+void unique_fd::adopt() noexcept {
+  if (fd_ < 0) return;
+  if (detail::loop_state* loop = detail::current_loop()) loop->io->forget(fd_);
 }
 
 // stream --------------------------------------------------------------------

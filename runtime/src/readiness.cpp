@@ -20,59 +20,64 @@ int readiness_table::try_now(operation& op) {
   entry& e = at(op.fd);
   const int dir = static_cast<int>(op.wants());
   // Ops parked earlier on this fd go first; a hint of "not ready" saves the syscall.
-  if (e.head[dir] || !(e.may_be_ready[dir] || e.always_ready)) return -EAGAIN;
-  return attempt_with_hint(e, op);
+  if (!e.parked[dir].empty() || !(e.may_be_ready[dir] || e.always_ready)) return -EAGAIN;
+  const int res = attempt_with_hint(e, op);
+  // No buffer to lend: the receive waits for one (park() starves it).
+  return res == -ENOBUFS && op.runtime_buffer ? -EAGAIN : res;
 }
 
-void readiness_table::park(operation& op) {
-  entry& e = at(op.fd);
-  const int dir = static_cast<int>(op.wants());
-  op.next_waiter = nullptr;
-  if (e.tail[dir]) {
-    e.tail[dir]->next_waiter = &op;
-  } else {
-    e.head[dir] = &op;
+bool readiness_table::park(operation& op) {
+  if (op.runtime_buffer && !loop_.buffers.can_lend()) {
+    starved_.add(op);
+    return false;
   }
-  e.tail[dir] = &op;
+  at(op.fd).parked[static_cast<int>(op.wants())].push_back(op);
+  return true;
 }
 
 void readiness_table::cancel(operation& op) {
-  entry& e = at(op.fd);
-  const int dir = static_cast<int>(op.wants());
-  operation* prev = nullptr;
-  for (operation* it = e.head[dir]; it; prev = it, it = it->next_waiter) {
-    if (it != &op) continue;
-    (prev ? prev->next_waiter : e.head[dir]) = it->next_waiter;
-    if (e.tail[dir] == it) e.tail[dir] = prev;
-    it->next_waiter = nullptr;
-    loop_.complete(op, -ECANCELED);
+  if (starved_receives::holds(op)) {
+    starved_.complete(op, -ECANCELED);
     return;
   }
+  at(op.fd).parked[static_cast<int>(op.wants())].remove(op);
+  loop_.complete(op, -ECANCELED);
 }
 
 void readiness_table::ready(int fd, direction dir) {
   entry& e = at(fd);
-  const int d = static_cast<int>(dir);
-  e.may_be_ready[d] = true;
-  while (operation* op = e.head[d]) {
+  waiter_list& parked = e.parked[static_cast<int>(dir)];
+  e.may_be_ready[static_cast<int>(dir)] = true;
+  while (operation* op = parked.front()) {
     const int res = attempt_with_hint(e, *op);
     if (res == -EAGAIN) return;
-    e.head[d] = op->next_waiter;
-    if (!e.head[d]) e.tail[d] = nullptr;
-    op->next_waiter = nullptr;
-    loop_.complete(*op, res);
+    parked.remove(*op);
+    if (res == -ENOBUFS && op->runtime_buffer) {
+      starved_.add(*op);  // data is there but no buffer: wait for one, the data stays
+    } else {
+      loop_.complete(*op, res);
+    }
+  }
+}
+
+void readiness_table::feed_starved(backend& owner) {
+  while (!starved_.empty() && loop_.buffers.can_lend()) {
+    operation& op = *starved_.pop();
+    const int res = try_now(op);
+    if (res == -EAGAIN) {
+      owner.submit(op);
+    } else {
+      loop_.complete(op, res);
+    }
   }
 }
 
 void readiness_table::forget(int fd) noexcept {
+  starved_.forget(fd);
   if (static_cast<std::size_t>(fd) >= entries_.size()) return;
   entry& e = entries_[fd];
-  for (int d = 0; d < 2; ++d) {
-    while (operation* op = e.head[d]) {
-      e.head[d] = op->next_waiter;
-      op->next_waiter = nullptr;
-      loop_.complete(*op, -EBADF);
-    }
+  for (waiter_list& parked : e.parked) {
+    while (operation* op = parked.pop_front()) loop_.complete(*op, -EBADF);
   }
   e = entry{};
 }

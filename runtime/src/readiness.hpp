@@ -1,5 +1,6 @@
 // What the readiness backends (select, epoll) share: per-fd FIFOs of parked
-// operations and a hint per direction saying whether a syscall is worth it.
+// operations, a hint per direction saying whether a syscall is worth it, and
+// the receives starved of buffers.
 //
 // The hint saves the speculative syscall that would only answer EAGAIN: it is
 // cleared when a syscall answered EAGAIN or a stream read came back short
@@ -13,21 +14,21 @@
 #include <vector>
 
 #include "backend.hpp"
+#include "starved.hpp"
 
 namespace switchboard::detail {
 
 class readiness_table {
  public:
   struct entry {
-    operation* head[2] = {nullptr, nullptr};  // indexed by direction
-    operation* tail[2] = {nullptr, nullptr};
+    waiter_list parked[2];  // indexed by direction
     bool may_be_ready[2] = {true, true};
     bool hung_up = false;       // the peer closed or reset: EOF or an error is pending
     bool registered = false;    // epoll: added to the interest list
     bool always_ready = false;  // epoll refused it (regular file, /dev/null): never waits
   };
 
-  explicit readiness_table(loop_state& loop) : loop_(loop) {}
+  explicit readiness_table(loop_state& loop) : loop_(loop), starved_(loop) {}
 
   entry& at(int fd) {
     if (static_cast<std::size_t>(fd) >= entries_.size()) entries_.resize(fd + 1024);
@@ -35,27 +36,34 @@ class readiness_table {
   }
   bool has_waiters(int fd, direction dir) const {
     return static_cast<std::size_t>(fd) < entries_.size() &&
-           entries_[fd].head[static_cast<int>(dir)] != nullptr;
+           !entries_[fd].parked[static_cast<int>(dir)].empty();
   }
 
   // backend::try_now for a readiness backend.
   int try_now(operation& op);
-  // Appends `op` to its fd's FIFO for its direction.
-  void park(operation& op);
-  // Takes `op` off its FIFO and completes it with -ECANCELED.
+  // Appends `op` to its fd's FIFO for its direction; false when it joined
+  // the starved receives instead (no buffer can be lent now): then there is
+  // nothing to watch for it.
+  bool park(operation& op);
+  // Takes `op` off its FIFO (or the starved list) and completes it with -ECANCELED.
   void cancel(operation& op);
   // `fd` is ready in `dir`: retries the parked ops in order, completing each
   // that finishes, until one would block.
   void ready(int fd, direction dir);
   // The backend saw the peer hang up (EPOLLRDHUP, EPOLLHUP or EPOLLERR).
   void hung_up(int fd) { at(fd).hung_up = true; }
-  // Completes whatever is parked on `fd` with -EBADF and resets its state.
+  // Completes whatever waits on `fd` with -EBADF and resets its state.
   void forget(int fd) noexcept;
+  // Tries the starved receives again, oldest first, while buffers can be
+  // lent: at once (their data is usually there), or through `owner`'s
+  // submit() when they find none yet.
+  void feed_starved(backend& owner);
 
  private:
   int attempt_with_hint(entry& e, operation& op);
   loop_state& loop_;
   std::vector<entry> entries_;
+  starved_receives starved_;
 };
 
 }  // namespace switchboard::detail

@@ -54,6 +54,8 @@ bool start(operation& op, std::coroutine_handle<> waiter, cancel_scope* scope) {
     res = -scope->cancel_errno();
   } else if (op.code == op_code::wait) {
     res = (op.owner && static_cast<event*>(op.owner)->is_set()) ? 0 : -EAGAIN;
+  } else if (op.fd < 0) {
+    res = -EBADF;  // a default, closed or moved-from stream: no backend sees the number
   } else if ((op.code == op_code::recv || op.code == op_code::send ||
               op.code == op_code::sendfile) &&
              op.size == 0) {
@@ -300,17 +302,12 @@ deadline_scope::~deadline_scope() {
 
 // event ---------------------------------------------------------------------
 
-event::~event() { assert(!head_ && "an event destroyed with waiters"); }
+event::~event() { assert(waiters_.empty() && "an event destroyed with waiters"); }
 
 void event::set() noexcept {
   set_ = true;
   detail::loop_state* loop = detail::current_loop();
-  while (detail::operation* op = head_) {
-    head_ = op->next_waiter;
-    op->next_waiter = nullptr;
-    loop->complete(*op, 0);
-  }
-  tail_ = nullptr;
+  while (detail::operation* op = waiters_.pop_front()) loop->complete(*op, 0);
 }
 
 event::wait_operation event::wait() noexcept {
@@ -320,26 +317,9 @@ event::wait_operation event::wait() noexcept {
   return op;
 }
 
-void event::add(detail::operation& op) noexcept {
-  op.next_waiter = nullptr;
-  if (tail_) {
-    tail_->next_waiter = &op;
-  } else {
-    head_ = &op;
-  }
-  tail_ = &op;
-}
+void event::add(detail::operation& op) noexcept { waiters_.push_back(op); }
 
-void event::remove(detail::operation& op) noexcept {
-  detail::operation* prev = nullptr;
-  for (detail::operation* it = head_; it; prev = it, it = it->next_waiter) {
-    if (it != &op) continue;
-    (prev ? prev->next_waiter : head_) = it->next_waiter;
-    if (tail_ == it) tail_ = prev;
-    it->next_waiter = nullptr;
-    return;
-  }
-}
+void event::remove(detail::operation& op) noexcept { waiters_.remove(op); }
 
 // task_group ----------------------------------------------------------------
 
@@ -381,8 +361,13 @@ void task_group::report(const std::string& name, std::exception_ptr error) const
 
 // runtime -------------------------------------------------------------------
 
-runtime::runtime(backend_kind kind) : kind_(kind) {
+runtime::runtime(backend_kind kind, runtime_options options) : kind_(kind) {
   if (detail::this_thread_loop) throw std::logic_error("one switchboard runtime per thread");
+  if (options.receive_buffers < 1 || options.receive_buffers > detail::buffer_pool::max_limit) {
+    throw std::invalid_argument(fmt::format("receive_buffers must be 1 to {}, not {}",
+                                            detail::buffer_pool::max_limit, options.receive_buffers));
+  }
+  loop_.buffers.set_limit(options.receive_buffers);
   switch (kind) {
     case backend_kind::select: backend_ = detail::make_select_backend(loop_); break;
     case backend_kind::epoll: backend_ = detail::make_epoll_backend(loop_); break;

@@ -74,7 +74,7 @@ void add_server_options(CLI::App& cmd, server_options& options, std::uint16_t de
   add_backend_option(cmd, options.backend);
   limits& limit = options.limit;
   cmd.add_option("--max-connections", limit.max_connections,
-                 "connections served at once; more are closed at once (0: just under the fd limit)")
+                 "connections served at once; more are closed at once (0: as many as the fd limit holds)")
       ->capture_default_str();
   cmd.add_option("--max-connections-per-source", limit.max_connections_per_source,
                  "connections from one IPv4 address or IPv6 /64 at once; more are closed at once "

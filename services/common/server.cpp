@@ -20,14 +20,16 @@ namespace {
 using namespace std::chrono_literals;
 
 // Descriptors kept back from --max-connections' default for listeners, the
-// backend, the signalfd, files being served and the spare.
+// backend, the signalfd, the runtime's spare pipes and the spare descriptor.
 constexpr std::size_t reserved_fds = 64;
 
-std::size_t default_max_connections() {
+// As many connections as the fd limit holds when each holds all it may.
+std::size_t default_max_connections(std::size_t fds_per_connection) {
   rlimit limit{};
   ::getrlimit(RLIMIT_NOFILE, &limit);
   const auto soft = static_cast<std::size_t>(limit.rlim_cur);
-  return soft > 2 * reserved_fds ? soft - reserved_fds : soft / 2;
+  const std::size_t usable = soft > 2 * reserved_fds ? soft - reserved_fds : soft / 2;
+  return std::max<std::size_t>(usable / std::max<std::size_t>(fds_per_connection, 1), 1);
 }
 
 std::optional<clock::time_point> deadline_after(milliseconds timeout) {
@@ -37,10 +39,11 @@ std::optional<clock::time_point> deadline_after(milliseconds timeout) {
 
 void print_stats(const server_state& server) {
   const server_stats& s = server.stats;
+  const std::string extra = server.extra_stats ? " " + server.extra_stats() : "";
   notice("{}: stats: open {} total {} rejected {} timed-out {} bytes-in {} bytes-out {} log-dropped {} "
-         "backend {}",
+         "backend {}{}",
          server.service, s.open, s.total, s.rejected, s.timed_out, s.bytes_in, s.bytes_out,
-         diagnostics().dropped(), to_string(runtime::current().backend()));
+         diagnostics().dropped(), to_string(runtime::current().backend()), extra);
 }
 
 // The signals that stop a server. SIGHUP comes when the terminal it was
@@ -299,7 +302,7 @@ task<int> serve_stream(server_state& server, session_fn session) {
     listeners.push_back(std::move(*bound));
   }
   limits& limit = server.options.limit;
-  if (limit.max_connections == 0) limit.max_connections = default_max_connections();
+  if (limit.max_connections == 0) limit.max_connections = default_max_connections(server.fds_per_connection);
   if (limit.max_connections_per_source == 0) {
     limit.max_connections_per_source = std::clamp<std::size_t>(limit.max_connections / 4, 1, 256);
   }
@@ -326,8 +329,10 @@ task<int> serve_stream(server_state& server, session_fn session) {
 
   task_group watchers;
   watchers.spawn(exit_on_second_signal(signals, server), "signal watcher");
-  const auto drain = server.options.limit.drain_timeout;
-  if (auto late = co_await with_timeout(drain, connections.join())) {
+  auto drained = connections.join();
+  // 0 means no limit, as for every timeout (with_timeout(0) would expire at once).
+  if (server.options.limit.drain_timeout.count() > 0) drained.limit_for(server.options.limit.drain_timeout);
+  if (auto late = co_await drained) {
     notice("{}: drain timeout: cancelling {} connections", server.service, connections.size());
     connections.cancel();
     co_await connections.join();

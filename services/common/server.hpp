@@ -25,7 +25,7 @@ using std::chrono::milliseconds;
 // The limits every server takes; 0 disables a timeout. Documented with their
 // flags in docs/reliability.md.
 struct limits {
-  std::size_t max_connections = 0;  // 0: just under the process's fd limit
+  std::size_t max_connections = 0;  // 0: as many as the fd limit holds (server_state::fds_per_connection)
   // From one IPv4 address or IPv6 /64 (source_key.hpp); 0: a quarter of
   // max_connections, at most 256, so that no one source takes every slot.
   std::size_t max_connections_per_source = 0;
@@ -61,6 +61,11 @@ struct server_state {
   std::string_view service;
   server_options options;
   server_stats stats;
+  // Descriptors one session may hold at once: its socket and what it opens.
+  // --max-connections' default divides the fds it may use by this.
+  std::size_t fds_per_connection = 1;
+  // The service's own figures for the statistics line ("name value ..."), if any.
+  std::function<std::string()> extra_stats;
 };
 
 inline std::size_t byte_count(std::size_t moved) noexcept { return moved; }

@@ -62,24 +62,39 @@ file_identity file_identity::of(const struct stat& info) {
           static_cast<std::int64_t>(info.st_mtim.tv_sec) * 1'000'000'000 + info.st_mtim.tv_nsec};
 }
 
-std::optional<digest> digest_cache::find(const file_identity& id) const {
-  for (const entry& e : entries_) {
-    if (e.id == id) return e.value;
+std::optional<file_identity> file_identity::now(int fd) {
+  struct stat info {};
+  if (::fstat(fd, &info) != 0) return std::nullopt;
+  return of(info);
+}
+
+std::size_t file_identity_hash::operator()(const file_identity& id) const noexcept {
+  std::size_t h = std::hash<std::uint64_t>{}(id.inode);
+  for (const std::uint64_t part : {static_cast<std::uint64_t>(id.device), id.size,
+                                   static_cast<std::uint64_t>(id.modified_ns)}) {
+    h ^= std::hash<std::uint64_t>{}(part) + 0x9e3779b97f4a7c15 + (h << 6) + (h >> 2);
   }
-  return std::nullopt;
+  return h;
+}
+
+std::optional<digest> digest_cache::find(const file_identity& id) {
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return std::nullopt;
+  it->second.used = ++uses_;
+  return it->second.value;
 }
 
 void digest_cache::store(const file_identity& id, const digest& d) {
-  if (find(id)) return;
-  if (entries_.size() >= capacity_) entries_.erase(entries_.begin());
-  entries_.push_back({id, d});
-}
-
-task<result<digest>> digest_cache::get(int fd, const file_identity& id) {
-  if (auto known = find(id)) co_return *known;
-  auto computed = co_await hash_file(fd, id.size);
-  if (computed) store(id, *computed);
-  co_return computed;
+  if (capacity_ == 0) return;
+  if (!entries_.contains(id) && entries_.size() >= capacity_) {
+    // A scan, but only when a new digest was computed: that cost a whole
+    // file's hashing, next to which this is nothing.
+    auto oldest = std::min_element(entries_.begin(), entries_.end(), [](const auto& a, const auto& b) {
+      return a.second.used < b.second.used;
+    });
+    entries_.erase(oldest);
+  }
+  entries_[id] = {d, ++uses_};
 }
 
 }  // namespace switchboard::services::files

@@ -1,6 +1,7 @@
 // SHA-256 of files, through OpenSSL's libcrypto, and the server's cache of
 // them: hashing a large file is CPU work on the loop, so it is done once per
-// version of a file (its device, inode, size and modification time).
+// version of a file (its device, inode, size and modification time);
+// digest_service.hpp schedules that work.
 #pragma once
 
 #include <sys/stat.h>
@@ -10,7 +11,7 @@
 #include <optional>
 #include <span>
 #include <string>
-#include <vector>
+#include <unordered_map>
 
 #include <switchboard/result.hpp>
 #include <switchboard/task.hpp>
@@ -55,29 +56,36 @@ struct file_identity {
   std::int64_t modified_ns = 0;
 
   static file_identity of(const struct stat& info);
+  // The identity of what `fd` is now; nullopt when fstat fails.
+  static std::optional<file_identity> now(int fd);
   friend bool operator==(const file_identity&, const file_identity&) = default;
 };
 
-// The digests of the last few file versions served.
+struct file_identity_hash {
+  std::size_t operator()(const file_identity& id) const noexcept;
+};
+
+// The digests of the file versions served most recently: a lookup counts as
+// a use, and the entry unused for longest is forgotten first, so that a
+// file asked for again and again stays while a crawl through many others
+// passes by.
 class digest_cache {
  public:
-  explicit digest_cache(std::size_t capacity = 64) : capacity_(capacity) {}
+  explicit digest_cache(std::size_t capacity) : capacity_(capacity) {}
 
-  std::optional<digest> find(const file_identity& id) const;
-  // Remembers `d`, forgetting the oldest entry when full.
+  std::optional<digest> find(const file_identity& id);
+  // Remembers `d`, forgetting the least recently used entry when full.
   void store(const file_identity& id, const digest& d);
-
-  // The cached digest, else hashes the file now (the first request for a
-  // big file pays for it) and remembers it.
-  task<result<digest>> get(int fd, const file_identity& id);
+  std::size_t size() const noexcept { return entries_.size(); }
 
  private:
   struct entry {
-    file_identity id;
     digest value;
+    std::uint64_t used;  // the use counter when last found or stored
   };
   std::size_t capacity_;
-  std::vector<entry> entries_;  // oldest first
+  std::uint64_t uses_ = 0;
+  std::unordered_map<file_identity, entry, file_identity_hash> entries_;
 };
 
 }  // namespace switchboard::services::files

@@ -7,6 +7,9 @@
 #include <cstring>
 #include <memory>
 
+#include <switchboard/cancel.hpp>
+#include <switchboard/when_any.hpp>
+
 #include "../common/log.hpp"
 #include "file_access.hpp"
 
@@ -105,6 +108,58 @@ task<void> refuse(connection& conn, status code, std::uint64_t size = 0) {
   (void)co_await conn.write_all(protocol::encode_header({code, size, {}}));
 }
 
+enum class wait_end { ready, timed_out, client_left };
+
+// Waits for `ticket` while watching the client: one that hangs up (or
+// resets) ends the wait, and with it its claim on the hash. Bytes a client
+// sends after its request mean nothing and are dropped.
+task<wait_end> wait_while_connected(connection& conn, digest_service::ticket& ticket,
+                                    std::optional<clock::time_point> deadline) {
+  std::array<std::byte, 256> ignored;
+  for (;;) {
+    auto ready = ticket.wait();
+    if (deadline) ready.limit_by(*deadline);
+    auto first = co_await when_any(std::move(ready), conn.raw().read_some(ignored));
+    if (first.index == 0) co_return std::get<0>(first.value) ? wait_end::timed_out : wait_end::ready;
+    auto n = std::get<1>(first.value);
+    if (!n || *n == 0) co_return wait_end::client_left;
+  }
+}
+
+// The SHA-256 of `file` for a named request, as its client waits for it:
+// no longer than --hash-timeout, and only while the client is there. When
+// it returns nothing, the client has left or has been refused.
+task<std::optional<digest>> digest_for(connection& conn, server_context& context,
+                                       const opened_file& file, const std::string& name) {
+  const file_identity version = file_identity::of(file.info);
+  digest_service::ticket ticket = context.digests.request(file.fd.get(), version);
+  if (!ticket.ready()) {
+    const auto timeout = context.config.hash_timeout;
+    std::optional<clock::time_point> deadline;
+    if (timeout.count() > 0) deadline = clock::now() + timeout;
+    const wait_end end = co_await wait_while_connected(conn, ticket, deadline);
+    if (end == wait_end::client_left) {
+      log("files: {}: {}: the client left while the file was being hashed", conn.peer(), name);
+      co_return std::nullopt;
+    }
+    if (end == wait_end::timed_out) {
+      log("files: {}: {}: not hashed within --hash-timeout {} s", conn.peer(), name,
+          std::chrono::duration<double>(timeout).count());
+      co_await refuse(conn, status::busy);
+      co_return std::nullopt;
+    }
+  }
+  auto sha256 = ticket.outcome();
+  if (!sha256) {
+    const status code = file_identity::now(file.fd.get()) == version ? status::unreadable : status::changed;
+    log("files: {}: {}: cannot hash it: {}", conn.peer(), name,
+        code == status::changed ? "it changed meanwhile" : sha256.error().message());
+    co_await refuse(conn, code);
+    co_return std::nullopt;
+  }
+  co_return *sha256;
+}
+
 task<void> named_session(connection& conn, server_context& context) {
   std::array<std::byte, protocol::named_request_max_size> buf{};
   buf[0] = protocol::named_command;
@@ -145,29 +200,22 @@ task<void> named_session(connection& conn, server_context& context) {
     co_await refuse(conn, status::offset_past_end, size);
     co_return;
   }
-  auto sha256 = co_await context.digests.get(file.fd.get(), file_identity::of(file.info));
-  if (!sha256) {
-    log("files: {}: {}: cannot hash it: {}", conn.peer(), name, sha256.error().message());
-    co_await refuse(conn, status::unreadable);
-    co_return;
-  }
+  auto sha256 = co_await digest_for(conn, context, file, name);
+  if (!sha256) co_return;
   auto sent = co_await conn.write_all(protocol::encode_header({status::ok, size, *sha256}));
   if (!sent) co_return;
   co_await stream_file(conn, file.fd.get(), parsed.offset, size);
 }
 
-task<int> run_server(server_state& server, server_context& context) {
-  if (!context.config.root.empty()) {
-    context.root = unique_fd(::open(context.config.root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!context.root) {
-      log("files: --root {}: {}", context.config.root, std::strerror(errno));
-      co_return exit_failure;
-    }
-  }
-  if (opened_file probe = open_served(context.config.file); probe.code != status::ok) {
-    log("files: warning: {}: {}; the seed's requests get nothing until it exists",
-        context.config.file, probe.why);
-  }
+std::string hashing_stats(const digest_service& digests) {
+  const digest_service::counters& c = digests.totals();
+  return fmt::format(
+      "hashes-running {} hashes-queued {} hashes-started {} hashes-finished {} hashes-failed {} "
+      "hashes-cancelled {} bytes-hashed {}",
+      digests.running(), digests.queued(), c.started, c.finished, c.failed, c.cancelled, c.bytes);
+}
+
+task<int> serve(server_state& server, server_context& context) {
   // Built apart from the co_await: g++ 12 mishandles a capturing lambda
   // inside a co_await expression.
   if (context.config.udp) {
@@ -178,6 +226,36 @@ task<int> run_server(server_state& server, server_context& context) {
   }
   session_fn serve = [&context](connection& conn) { return session(conn, context); };
   co_return co_await serve_stream(server, std::move(serve));
+}
+
+task<int> run_server(server_state& server, const server_config& config) {
+  server_context context(config);
+  if (!config.root.empty()) {
+    context.root = unique_fd(::open(config.root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!context.root) {
+      log("files: --root {}: {}", config.root, std::strerror(errno));
+      co_return exit_failure;
+    }
+  }
+  if (opened_file probe = open_served(config.file); probe.code != status::ok) {
+    log("files: warning: {}: {}; the seed's requests get nothing until it exists", config.file,
+        probe.why);
+  }
+  server.extra_stats = [&context] {
+    std::string line = hashing_stats(context.digests);
+    if (context.config.udp) {
+      line += fmt::format(" udp-transfers {} udp-retries {} udp-evicted {}", context.udp.transfers,
+                          context.udp.retries, context.udp.evicted);
+    }
+    return line;
+  };
+  task_group background(co_await this_scope());
+  background.spawn(context.digests.run(), "files: hashing");
+  const int status = co_await serve(server, context);
+  background.cancel();
+  co_await background.join();
+  server.extra_stats = nullptr;
+  co_return status;
 }
 
 }  // namespace
@@ -196,20 +274,29 @@ task<void> session(connection& conn, server_context& context) {
 
 void add_commands(CLI::App& app, command_list& commands) {
   auto server = std::make_shared<server_state>();
-  auto context = std::make_shared<server_context>();
+  auto config = std::make_shared<server_config>();
   server->service = "files";
   server->options.limit.udp_rate = default_udp_rate;
+  // A download holds its socket, the file, and where the runtime splices
+  // (io_uring) a pipe of two descriptors: --max-connections' default leaves room for all four.
+  server->fds_per_connection = 4;
   CLI::App* serve = app.add_subcommand(
       "files", "resumable download server: the seed's protocol, named files under --root, or UDP");
   add_server_options(*serve, server->options, default_port);
-  serve->add_option("--file", context->config.file, "the file the seed's protocol serves")
+  serve->add_option("--file", config->file, "the file the seed's protocol serves")
       ->capture_default_str();
-  serve->add_option("--root", context->config.root,
+  serve->add_option("--root", config->root,
                     "directory whose files named requests may get (none: the extension is off)");
-  serve->add_flag("--udp", context->config.udp, "serve the UDP protocol instead of TCP");
-  commands.push_back({serve, [server, context] {
-                        return run_on_backend(server->options.backend, [server, context] {
-                          return run_server(*server, *context);
+  serve->add_flag("--udp", config->udp, "serve the UDP protocol instead of TCP");
+  serve->add_option("--max-hashes", config->hashing.max_running,
+                    "files hashed at once for named and UDP downloads (the others wait their turn)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  add_seconds(*serve, "--hash-timeout", config->hash_timeout,
+              "seconds a client may wait for a file's SHA-256 before it is refused as busy (0: no limit)");
+  commands.push_back({serve, [server, config] {
+                        return run_on_backend(server->options.backend, [server, config] {
+                          return run_server(*server, *config);
                         });
                       }});
 

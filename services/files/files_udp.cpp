@@ -9,7 +9,6 @@
 #include <random>
 #include <unordered_map>
 
-#include <switchboard/cancel.hpp>
 #include <switchboard/time.hpp>
 
 #include "../common/datagram_guard.hpp"
@@ -27,8 +26,6 @@ namespace udp = protocol::udp;
 // Transfers one socket keeps at once, and how long an idle one is kept.
 constexpr std::size_t max_transfers = 256;
 constexpr auto transfer_idle_limit = 30s;
-// Files hashed at once in the background.
-constexpr std::size_t max_hashing = 2;
 
 std::uint64_t random_u64() {
   std::uint64_t value = 0;
@@ -45,6 +42,36 @@ std::uint64_t chunk_count(std::uint64_t size, std::uint64_t start, std::uint64_t
 
 // ---- Server ----------------------------------------------------------------
 
+// Whose share a transfer counts against when the table is full: an IPv4
+// address, or an IPv6 /64 (what one customer usually gets), never the port.
+struct source {
+  int family = 0;
+  std::uint64_t address = 0;  // IPv4, or the first 64 bits of IPv6
+  friend bool operator==(const source&, const source&) = default;
+};
+
+source source_of(const endpoint& peer) {
+  const auto first_bytes = [](const unsigned char* bytes, std::size_t count) {
+    std::uint64_t value = 0;
+    for (std::size_t i = 0; i < count; ++i) value = value << 8 | bytes[i];
+    return value;
+  };
+  if (peer.family() == AF_INET6) {
+    const in6_addr& a = reinterpret_cast<const sockaddr_in6*>(peer.native())->sin6_addr;
+    // A dual-stack socket sees IPv4 clients as ::ffff:a.b.c.d: each is its own source.
+    if (IN6_IS_ADDR_V4MAPPED(&a)) return {AF_INET, first_bytes(a.s6_addr + 12, 4)};
+    return {AF_INET6, first_bytes(a.s6_addr, 8)};
+  }
+  const in_addr& a = reinterpret_cast<const sockaddr_in*>(peer.native())->sin_addr;
+  return {AF_INET, first_bytes(reinterpret_cast<const unsigned char*>(&a), 4)};
+}
+
+struct source_hash {
+  std::size_t operator()(const source& s) const noexcept {
+    return std::hash<std::uint64_t>{}(s.address) ^ static_cast<std::size_t>(s.family);
+  }
+};
+
 struct transfer {
   std::uint64_t id = 0;
   std::uint64_t nonce = 0;
@@ -52,36 +79,32 @@ struct transfer {
   unique_fd file;
   file_identity identity;
   std::uint64_t start = 0;
-  std::optional<digest> sha256;
+  digest_service::ticket sha256;  // after `file`, which it reads through: it goes first
+  // When the digest must be ready (--hash-timeout after the open), if it was not at once.
+  std::optional<clock::time_point> hash_deadline;
+  // Set once the transfer failed: every get is answered with it until the
+  // transfer is forgotten, so that a lost answer is not the end of the story.
+  std::optional<status> failure;
   clock::time_point last_active;
 
   std::uint64_t chunks() const { return chunk_count(identity.size, start, udp::chunk_size); }
 };
 
-// Hashes one file version into the cache while the socket goes on serving.
-task<void> hash_into_cache(unique_fd file, file_identity id, digest_cache& cache,
-                           std::vector<file_identity>& hashing) {
-  auto sha256 = co_await hash_file(file.get(), id.size);
-  if (sha256) {
-    cache.store(id, *sha256);
-  } else if (sha256.error() != std::errc::operation_canceled) {
-    log("files: cannot hash a file being served over UDP: {}", sha256.error().message());
-  }
-  std::erase(hashing, id);
-}
-
 // The transfers and replies of one bound socket. Handlers run one at a time
 // (the receive loop awaits each), so they share the reply buffers.
 class udp_server {
  public:
-  udp_server(datagram_socket& socket, server_state& server, server_context& context,
-             task_group& hashers)
+  udp_server(datagram_socket& socket, server_state& server, server_context& context)
       : socket_(socket),
         server_(server),
         context_(context),
-        hashers_(hashers),
         guard_({.per_source_rate = server.options.limit.udp_rate,
                 .per_source_burst = 2 * udp::window}) {}
+  ~udp_server() {
+    while (!transfers_.empty()) forget(transfers_.begin());
+  }
+  udp_server(const udp_server&) = delete;
+  udp_server& operator=(const udp_server&) = delete;
 
   task<void> handle(std::span<const std::byte> bytes, const endpoint& from) {
     auto packet = udp::decode(bytes);
@@ -93,25 +116,33 @@ class udp_server {
     } else if (auto* closing = std::get_if<udp::close_transfer>(&*packet)) {
       if (auto it = transfers_.find(closing->transfer);
           it != transfers_.end() && it->second.peer == from) {
-        transfers_.erase(it);
+        forget(it);
       }
     }
   }
 
  private:
+  using entry = std::unordered_map<std::uint64_t, transfer>::iterator;
+
   task<void> start(const udp::open_transfer& request, const endpoint& from) {
+    // Nothing happens for an open without a cookie sent to its address: a
+    // forged source never sees the cookie, so it never gets past here.
+    if (!context_.cookies.valid(request.proof, from)) {
+      ++context_.udp.retries;
+      co_await send(udp::retry{request.nonce, context_.cookies.issue(from)}, from);
+      co_return;
+    }
     forget_idle();
     // A repeated open (its ready was lost) gets the same answer again.
     for (auto& [id, t] : transfers_) {
-      if (t.peer == from && t.nonce == request.nonce) {
+      if (t.peer == from && t.nonce == request.nonce && !t.failure) {
         t.last_active = clock::now();
         co_await send(udp::ready{t.nonce, status::ok, t.id, t.identity.size, udp::chunk_size}, from);
         co_return;
       }
     }
     opened_file file = open_requested(request.name);
-    const std::string what = request.name.empty() ? context_.config.file
-                                                  : fmt::format("{:?}", request.name.substr(0, 80));
+    const std::string what = describe_name(request.name);
     if (file.code != status::ok) {
       log("files: udp {}: {}: {} ({})", from, what, protocol::describe(file.code), file.why);
       co_await send(udp::ready{request.nonce, file.code, 0, 0, 0}, from);
@@ -123,18 +154,30 @@ class udp_server {
       co_await send(udp::ready{request.nonce, status::offset_past_end, 0, size, 0}, from);
       co_return;
     }
-    if (transfers_.size() >= max_transfers) forget_oldest();
+    if (transfers_.size() >= max_transfers) make_room(from);
     transfer t;
-    t.id = random_u64();
+    do t.id = random_u64();
+    while (transfers_.contains(t.id));
     t.nonce = request.nonce;
     t.peer = from;
     t.file = std::move(file.fd);
     t.identity = file_identity::of(file.info);
     t.start = request.offset;
     t.last_active = clock::now();
-    transfer& stored = transfers_.insert_or_assign(t.id, std::move(t)).first->second;
-    start_hashing(stored);
+    // Hashing starts now, so that the digest is ready when the last chunk is.
+    t.sha256 = context_.digests.request(t.file.get(), t.identity);
+    if (!t.sha256.ready() && context_.config.hash_timeout.count() > 0) {
+      t.hash_deadline = t.last_active + context_.config.hash_timeout;
+    }
+    const std::uint64_t id = t.id;
+    transfer& stored = transfers_.emplace(id, std::move(t)).first->second;
+    ++per_source_[source_of(from)];
+    ++context_.udp.transfers;
     co_await send(udp::ready{stored.nonce, status::ok, stored.id, size, udp::chunk_size}, from);
+  }
+
+  std::string describe_name(std::string_view name) const {
+    return name.empty() ? context_.config.file : fmt::format("{:?}", name.substr(0, 80));
   }
 
   opened_file open_requested(std::string_view name) const {
@@ -157,21 +200,61 @@ class udp_server {
     transfer& t = it->second;  // stays put: handlers run one at a time
     if (t.peer != from) co_return;
     t.last_active = clock::now();
+    if (t.failure) {
+      co_await send(udp::transfer_failed{t.id, *t.failure}, from);
+      co_return;
+    }
+    // As over TCP, a client waits no longer than --hash-timeout for the
+    // digest; here the wait began with the open.
+    if (t.hash_deadline && !t.sha256.ready() && t.last_active > *t.hash_deadline) {
+      co_await fail(t, status::busy);
+      co_return;
+    }
     const std::uint64_t count = t.chunks();
     for (std::uint64_t bits = request.wanted; bits != 0; bits &= bits - 1) {
       const std::uint64_t seq = request.first + static_cast<unsigned>(std::countr_zero(bits));
       if (seq < request.first || seq > count) break;  // past the end marker, or wrapped
       if (seq == count) {
-        start_hashing(t);
-        if (t.sha256) co_await send(udp::end_of_file{t.id, t.identity.size, *t.sha256}, from);
+        if (auto code = end_marker_problem(t)) {
+          co_await fail(t, *code);
+          co_return;
+        }
+        if (t.sha256.ready()) {
+          co_await send(udp::end_of_file{t.id, t.identity.size, *t.sha256.outcome()}, from);
+        }
         continue;
       }
       const std::uint64_t at = t.start + seq * udp::chunk_size;
       const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(udp::chunk_size, t.identity.size - at));
       const ssize_t n = ::pread(t.file.get(), payload_.data(), want, static_cast<off_t>(at));
-      if (n <= 0) continue;  // the file shrank: the digest will not match either
-      co_await send(udp::chunk{t.id, seq, std::span(payload_).first(static_cast<std::size_t>(n))}, from);
+      if (n < 0 && errno == EINTR) continue;  // the client asks again
+      if (n != static_cast<ssize_t>(want)) {
+        // Short: the file shrank under the transfer. The client hears so at
+        // once instead of asking for chunks that will never come.
+        co_await fail(t, n < 0 ? status::unreadable : status::changed);
+        co_return;
+      }
+      co_await send(udp::chunk{t.id, seq, std::span(payload_).first(want)}, from);
     }
+  }
+
+  // Why the end marker cannot be sent, if it cannot: the digest failed, or
+  // the file changed since the transfer began.
+  std::optional<status> end_marker_problem(const transfer& t) const {
+    if (!t.sha256.ready()) return std::nullopt;  // not yet: the client asks again
+    if (file_identity::now(t.file.get()) != t.identity) return status::changed;
+    if (!t.sha256.outcome()) return status::unreadable;
+    return std::nullopt;
+  }
+
+  // Ends a transfer on the server's side: its file and its claim on the
+  // hash go now; the entry stays to answer the client's gets until forgotten.
+  task<void> fail(transfer& t, status code) {
+    log("files: udp {}: transfer {:016x}: {}", t.peer, t.id, protocol::describe(code));
+    t.failure = code;
+    t.sha256 = {};
+    t.file.reset();
+    co_await send(udp::transfer_failed{t.id, code}, t.peer);
   }
 
   // Every datagram spends a token of the guard: the transfer's handshake
@@ -182,41 +265,51 @@ class udp_server {
     if (auto sent = co_await socket_.send_to(reply_, to)) server_.stats.bytes_out += *sent;
   }
 
-  void start_hashing(transfer& t) {
-    if (t.sha256) return;
-    t.sha256 = context_.digests.find(t.identity);
-    if (t.sha256 || hashing_.size() >= max_hashing ||
-        std::find(hashing_.begin(), hashing_.end(), t.identity) != hashing_.end()) {
-      return;
-    }
-    // The copy outlives the transfer if the transfer is forgotten meanwhile.
-    unique_fd copy(::fcntl(t.file.get(), F_DUPFD_CLOEXEC, 0));
-    if (!copy) return;
-    hashing_.push_back(t.identity);
-    hashers_.spawn(hash_into_cache(std::move(copy), t.identity, context_.digests, hashing_),
-                   "files: hashing for udp");
+  void forget(entry it) {
+    const source from = source_of(it->second.peer);
+    if (--per_source_[from] == 0) per_source_.erase(from);
+    --context_.udp.transfers;
+    transfers_.erase(it);
   }
 
   void forget_idle() {
     const auto now = clock::now();
-    std::erase_if(transfers_,
-                  [&](const auto& entry) { return now - entry.second.last_active > transfer_idle_limit; });
+    for (auto it = transfers_.begin(); it != transfers_.end();) {
+      auto next = std::next(it);
+      if (now - it->second.last_active > transfer_idle_limit) forget(it);
+      it = next;
+    }
   }
 
-  void forget_oldest() {
-    auto oldest = std::min_element(transfers_.begin(), transfers_.end(), [](const auto& a, const auto& b) {
-      return a.second.last_active < b.second.last_active;
-    });
-    if (oldest != transfers_.end()) transfers_.erase(oldest);
+  // The table is full (so not empty): the source holding the most transfers
+  // (counting the newcomer's) gives up its least recently active one. A
+  // client with one transfer loses it only when every source holds no more
+  // than one, however fast others open.
+  void make_room(const endpoint& newcomer) {
+    const source incoming = source_of(newcomer);
+    const auto share = [&](const transfer& t) {
+      const source from = source_of(t.peer);
+      return per_source_.at(from) + (from == incoming ? 1 : 0);
+    };
+    auto victim = transfers_.begin();
+    std::size_t victim_share = share(victim->second);
+    for (auto it = std::next(victim); it != transfers_.end(); ++it) {
+      const std::size_t s = share(it->second);
+      if (s > victim_share || (s == victim_share && it->second.last_active < victim->second.last_active)) {
+        victim = it;
+        victim_share = s;
+      }
+    }
+    ++context_.udp.evicted;
+    forget(victim);
   }
 
   datagram_socket& socket_;
   server_state& server_;
   server_context& context_;
-  task_group& hashers_;
   datagram_guard guard_;
   std::unordered_map<std::uint64_t, transfer> transfers_;
-  std::vector<file_identity> hashing_;
+  std::unordered_map<source, std::size_t, source_hash> per_source_;
   std::array<std::byte, udp::chunk_size> payload_;
   std::vector<std::byte> reply_;
 };
@@ -226,6 +319,7 @@ class udp_server {
 struct udp_link {
   datagram_socket socket;
   endpoint server;
+  udp::cookie proof{};  // the server's last cookie for this socket, kept for reopening
   std::array<std::byte, udp::max_packet_size + 1> buf{};
   std::vector<std::byte> request;
 };
@@ -254,18 +348,34 @@ task<result<std::optional<udp::packet>>> next_packet(udp_link& link, clock::time
 }
 
 // Opens a transfer from `offset`, asking again with growing patience until
-// the server answers (the client's --timeout bounds it all).
+// the server answers (the client's --timeout bounds it all). An open the
+// server answers with a cookie is sent again at once with that cookie.
 task<result<udp::ready>> open_transfer(udp_link& link, std::string_view name, std::uint64_t offset) {
-  const udp::open_transfer request{random_u64(), offset, name};
-  for (auto patience = clock::duration(250ms);; patience = std::min<clock::duration>(patience * 2, 2s)) {
+  udp::open_transfer request{random_u64(), offset, link.proof, name};
+  // A server that refuses the cookies it hands out (a client whose address
+  // keeps changing) would otherwise keep this loop spinning.
+  constexpr int max_cookies = 4;
+  int cookies = 0;
+  auto patience = clock::duration(250ms);
+  for (;;) {
     if (auto sent = co_await send_packet(link, request); !sent) co_return sent.error();
     const auto deadline = clock::now() + patience;
-    for (;;) {
+    bool cookie_came = false;
+    while (!cookie_came) {
       auto p = co_await next_packet(link, deadline);
       if (!p) co_return p.error();
       if (!*p) break;
       if (auto* r = std::get_if<udp::ready>(&**p); r && r->nonce == request.nonce) co_return *r;
+      if (auto* r = std::get_if<udp::retry>(&**p); r && r->nonce == request.nonce) {
+        if (++cookies > max_cookies) {
+          log("files-client: the server keeps refusing its own cookies");
+          co_return std::make_error_code(std::errc::protocol_error);
+        }
+        request.proof = link.proof = r->proof;
+        cookie_came = true;
+      }
     }
+    if (!cookie_came) patience = std::min<clock::duration>(patience * 2, 2s);
   }
 }
 
@@ -279,6 +389,7 @@ struct receive_window {
   std::uint64_t held = 0;       // bit i: chunk base + i waits in `chunks`
   std::array<std::vector<std::byte>, udp::window> chunks;
   std::optional<udp::end_of_file> end;
+  std::optional<status> failure;  // the server ended the transfer (transfer_failed)
 
   bool finished() const { return base == count && end.has_value(); }
 
@@ -296,7 +407,7 @@ struct receive_window {
   }
 };
 
-enum class transfer_outcome { finished, reopen };
+enum class transfer_outcome { finished, reopen, failed };
 
 // Keeps a chunk that is new and well-formed, then writes what has become
 // contiguous. Returns whether the chunk was new.
@@ -352,6 +463,9 @@ task<result<transfer_outcome>> receive_transfer(udp_link& link, receive_window& 
         seq = w.count;
       } else if (auto* u = std::get_if<udp::unknown_transfer>(&**p); u && u->transfer == transfer) {
         co_return transfer_outcome::reopen;
+      } else if (auto* f = std::get_if<udp::transfer_failed>(&**p); f && f->transfer == transfer) {
+        w.failure = f->code;
+        co_return transfer_outcome::failed;
       } else {
         continue;
       }
@@ -372,11 +486,25 @@ task<result<transfer_outcome>> receive_transfer(udp_link& link, receive_window& 
   co_return transfer_outcome::finished;
 }
 
+// Says why the server ended a transfer, and what the user can do.
+void log_failure(status code) {
+  switch (code) {
+    case status::changed:
+      log("files-client: the file changed on the server during the download: download it again "
+          "from the start, without --resume");
+      break;
+    case status::busy:
+      log("files-client: the server is too busy to hash the file now: try again later with --resume");
+      break;
+    default:
+      log("files-client: the server ended the transfer: {}", protocol::describe(code));
+  }
+}
+
 }  // namespace
 
 task<void> serve_udp(datagram_socket& socket, server_state& server, server_context& context) {
-  task_group hashers(co_await this_scope());
-  udp_server handler(socket, server, context, hashers);
+  udp_server handler(socket, server, context);
   // One byte more than the largest packet: anything larger arrives truncated and is dropped.
   std::array<std::byte, udp::max_packet_size + 1> buf;
   for (;;) {
@@ -390,8 +518,6 @@ task<void> serve_udp(datagram_socket& socket, server_state& server, server_conte
     if (got->truncated) continue;
     co_await handler.handle(std::span(buf).first(got->size), got->from);
   }
-  hashers.cancel();
-  co_await hashers.join();
 }
 
 task<std::optional<udp_download_result>> udp_download(const client_options& options, int out,
@@ -442,6 +568,10 @@ task<std::optional<udp_download_result>> udp_download(const client_options& opti
     auto done = co_await receive_transfer(link, window, ready->transfer, out, outcome.received);
     if (!done) {
       log("files-client: udp: {}", done.error().message());
+      co_return std::nullopt;
+    }
+    if (*done == transfer_outcome::failed) {
+      log_failure(*window.failure);
       co_return std::nullopt;
     }
     if (*done == transfer_outcome::finished) {

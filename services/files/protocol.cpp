@@ -74,11 +74,18 @@ named_request named_invalid(std::string_view why, std::size_t skip = 0) {
 constexpr std::size_t named_prefix_size = 1 + 2;  // 'N' and the name length
 
 std::byte type_of(const udp::packet& p) {
-  static constexpr char types[] = {'O', 'G', 'C', 'R', 'D', 'E', 'X'};
+  static constexpr char types[] = {'O', 'G', 'C', 'R', 'D', 'E', 'X', 'K', 'F'};
   return static_cast<std::byte>(types[p.index()]);
 }
 
-bool known_status(std::uint8_t code) { return code <= static_cast<std::uint8_t>(status::unreadable); }
+bool known_status(std::uint8_t code) { return code <= static_cast<std::uint8_t>(status::busy); }
+
+template <std::size_t N>
+std::array<std::byte, N> get_array(std::span<const std::byte> bytes) {
+  std::array<std::byte, N> out;
+  std::copy_n(bytes.begin(), N, out.begin());
+  return out;
+}
 
 }  // namespace
 
@@ -117,6 +124,8 @@ std::string_view describe(status code) noexcept {
     case status::bad_request: return "bad request";
     case status::offset_past_end: return "offset past the end of the file";
     case status::unreadable: return "the server could not read the file";
+    case status::changed: return "the file changed on the server while it was being sent";
+    case status::busy: return "the server is too busy to hash the file now";
   }
   return "unknown status";
 }
@@ -193,12 +202,13 @@ std::optional<packet> decode(std::span<const std::byte> bytes) {
   const auto u64 = [&](std::size_t at) { return get_be(body.subspan(at, 8)); };
   switch (static_cast<char>(bytes[0])) {
     case 'O': {
+      constexpr std::size_t name_at = 8 + 8 + sizeof(cookie) + 2;
       if (bytes.size() < open_min_size) return std::nullopt;
-      const std::size_t name_size = get_be(body.subspan(16, 2));
-      if (name_size > max_name_size || 18 + name_size > body.size()) return std::nullopt;
-      const std::string_view name = as_text(body.subspan(18, name_size));
+      const std::size_t name_size = get_be(body.subspan(name_at - 2, 2));
+      if (name_size > max_name_size || name_at + name_size > body.size()) return std::nullopt;
+      const std::string_view name = as_text(body.subspan(name_at, name_size));
       if (has_nul(name)) return std::nullopt;
-      return open_transfer{u64(0), u64(8), name};
+      return open_transfer{u64(0), u64(8), get_array<sizeof(cookie)>(body.subspan(16)), name};
     }
     case 'G':
       if (body.size() != 24) return std::nullopt;
@@ -226,6 +236,15 @@ std::optional<packet> decode(std::span<const std::byte> bytes) {
     case 'X':
       if (body.size() != 8) return std::nullopt;
       return unknown_transfer{u64(0)};
+    case 'K':
+      if (body.size() != 8 + sizeof(cookie)) return std::nullopt;
+      return retry{u64(0), get_array<sizeof(cookie)>(body.subspan(8))};
+    case 'F': {
+      if (body.size() != 8 + 1) return std::nullopt;
+      const auto code = std::to_integer<std::uint8_t>(body[8]);
+      if (!known_status(code)) return std::nullopt;
+      return transfer_failed{u64(0), static_cast<status>(code)};
+    }
     default:
       return std::nullopt;
   }
@@ -238,6 +257,7 @@ void encode(const packet& p, std::vector<std::byte>& out) {
                  [&](const open_transfer& o) {
                    put_be(out, o.nonce, 8);
                    put_be(out, o.offset, 8);
+                   put_bytes(out, o.proof);
                    put_be(out, o.name.size(), 2);
                    put_bytes(out, std::as_bytes(std::span(o.name)));
                    if (out.size() < open_min_size) out.resize(open_min_size, std::byte{0});
@@ -266,6 +286,14 @@ void encode(const packet& p, std::vector<std::byte>& out) {
                    put_bytes(out, e.sha256);
                  },
                  [&](const unknown_transfer& u) { put_be(out, u.transfer, 8); },
+                 [&](const retry& r) {
+                   put_be(out, r.nonce, 8);
+                   put_bytes(out, r.proof);
+                 },
+                 [&](const transfer_failed& f) {
+                   put_be(out, f.transfer, 8);
+                   out.push_back(static_cast<std::byte>(f.code));
+                 },
              },
              p);
 }

@@ -62,6 +62,8 @@ enum class status : std::uint8_t {
   bad_request = 3,
   offset_past_end = 4,
   unreadable = 5,  // the file is there but reading or hashing it failed
+  changed = 6,     // the file changed while it was being served: start again from 0
+  busy = 7,        // its digest was not ready within the server's --hash-timeout: try later
 };
 
 // "ok", "not found", "forbidden", ...
@@ -110,9 +112,12 @@ namespace udp {
 inline constexpr std::size_t chunk_size = 1200;
 // Chunks one request may ask for (the bits of get_chunks::wanted).
 inline constexpr std::size_t window = 64;
-// An open_transfer is padded to this size, more than a ready answer, so that the
-// handshake never sends more than it received.
+// An open_transfer is padded to this size, more than a ready or retry answer,
+// so that the handshake never sends more than it received.
 inline constexpr std::size_t open_min_size = 64;
+// The proof that a client receives at its address (files.hpp): all zeros
+// until the server has handed one out.
+using cookie = std::array<std::byte, 16>;
 // The largest datagram either side sends.
 inline constexpr std::size_t max_packet_size = 1 + 8 + 8 + chunk_size;
 
@@ -120,6 +125,7 @@ inline constexpr std::size_t max_packet_size = 1 + 8 + 8 + chunk_size;
 struct open_transfer {
   std::uint64_t nonce = 0;  // the client's, echoed in ready so it knows its answer
   std::uint64_t offset = 0;
+  cookie proof{};           // from the server's retry; zeros the first time
   std::string_view name;
 };
 // Client to server: send the chunks first + i for every bit i set in
@@ -158,9 +164,22 @@ struct end_of_file {
 struct unknown_transfer {
   std::uint64_t transfer = 0;
 };
+// Server to client: the answer to an open without a valid cookie: send the
+// open again with this one. Nothing else happens on the server.
+struct retry {
+  std::uint64_t nonce = 0;
+  cookie proof{};
+};
+// Server to client: the transfer ended on the server's side (changed: the
+// file changed meanwhile; busy: its digest was not ready in time;
+// unreadable); the server has forgotten it.
+struct transfer_failed {
+  std::uint64_t transfer = 0;
+  status code = status::unreadable;
+};
 
 using packet = std::variant<open_transfer, get_chunks, close_transfer, ready, chunk, end_of_file,
-                            unknown_transfer>;
+                            unknown_transfer, retry, transfer_failed>;
 
 // The packet in `bytes`, or nullopt when it is not exactly one well-formed packet.
 std::optional<packet> decode(std::span<const std::byte> bytes);

@@ -27,7 +27,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::vector<std::byte> encoded;
   udp::encode(*packet, encoded);
   if (const auto* o = std::get_if<udp::open_transfer>(&*packet)) {
-    const std::size_t meaningful = 1 + 8 + 8 + 2 + o->name.size();
+    const std::size_t meaningful = 1 + 8 + 8 + sizeof(udp::cookie) + 2 + o->name.size();
     require(encoded.size() <= size &&
             std::equal(encoded.begin(), encoded.begin() + meaningful, input.begin()));
   } else {

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "../support/async.hpp"
+#include "../support/files.hpp"
 #include "files/protocol.hpp"
 
 using namespace switchboard::testing;
@@ -40,27 +41,11 @@ std::string pattern(std::size_t size, unsigned seed = 1) {
   return bytes;
 }
 
-void write_file(const std::string& path, std::string_view content) {
-  std::ofstream(path, std::ios::binary).write(content.data(), static_cast<std::streamsize>(content.size()));
-}
-
 // Writes pattern(size, seed) to `path` and returns it.
 std::string write_pattern(const std::string& path, std::size_t size, unsigned seed = 1) {
   std::string content = pattern(size, seed);
   write_file(path, content);
   return content;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream all;
-  all << in.rdbuf();
-  return all.str();
-}
-
-std::uint64_t file_size(const std::string& path) {
-  struct stat info {};
-  return ::stat(path.c_str(), &info) == 0 ? static_cast<std::uint64_t>(info.st_size) : 0;
 }
 
 std::size_t random_cut(std::size_t size) {

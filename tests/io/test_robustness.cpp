@@ -782,3 +782,20 @@ TEST_CASE("a second SIGTERM during the drain exits at once with 128 + 15", "[io]
   server.process.signal(SIGTERM);
   CHECK(server.process.wait_exit(5s) == 128 + SIGTERM);
 }
+
+TEST_CASE("a drain timeout of 0 lets a connection finish however long it takes", "[io][robust][signal]") {
+  server_process server("echo", {"--drain-timeout", "0"});
+  socket_fd client(server.port);
+  REQUIRE(send_all(client.get(), "before"));
+  REQUIRE(wait_for(client.get(), POLLIN, 5s));
+  char buf[64];
+  REQUIRE(::recv(client.get(), buf, sizeof buf, 0) == 6);
+  server.process.signal(SIGTERM);
+  REQUIRE(server.process.wait_for_line("no longer accepting"));
+  CHECK(server.process.wait_exit(1500ms) == std::nullopt);  // 0 is no limit, not "at once"
+  REQUIRE(send_all(client.get(), "during"));
+  REQUIRE(wait_for(client.get(), POLLIN, 5s));
+  CHECK(::recv(client.get(), buf, sizeof buf, 0) == 6);
+  client = socket_fd();
+  CHECK(server.process.wait_exit(5s) == 0);
+}

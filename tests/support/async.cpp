@@ -1,6 +1,7 @@
 #include "async.hpp"
 
 #include <netinet/in.h>
+#include <unistd.h>
 #include <sys/socket.h>
 
 #include <thread>
@@ -25,12 +26,17 @@ void set_backend(backend_kind kind) { chosen = kind; }
 backend_kind backend() { return chosen; }
 std::string backend_name() { return std::string(to_string(chosen)); }
 
-void run_async(task<void> body, std::chrono::milliseconds limit) {
-  runtime rt(chosen);
-  const bool expired = rt.run(bounded(std::move(body), limit));
-  INFO("the test body ran past its " << limit.count() << " ms deadline");
-  REQUIRE_FALSE(expired);
-  REQUIRE(rt.in_flight() == 0);
+void run_async(task<void> body, std::chrono::milliseconds limit, runtime_options options) {
+  const std::size_t fds_before = open_fds(::getpid());
+  {
+    runtime rt(chosen, options);
+    const bool expired = rt.run(bounded(std::move(body), limit));
+    INFO("the test body ran past its " << limit.count() << " ms deadline");
+    REQUIRE_FALSE(expired);
+    REQUIRE(rt.in_flight() == 0);
+  }
+  INFO("descriptors left open by the test body or the runtime");
+  CHECK(open_fds(::getpid()) <= fds_before);
 }
 
 bool fds_back_to(pid_t pid, std::size_t baseline, std::chrono::milliseconds limit) {

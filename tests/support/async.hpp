@@ -37,9 +37,11 @@ void set_backend(backend_kind kind);
 backend_kind backend();
 std::string backend_name();
 
-// Runs `body` to completion on a fresh runtime of the backend under test;
-// fails the test when it takes longer than `limit`.
-void run_async(task<void> body, std::chrono::milliseconds limit = std::chrono::seconds(20));
+// Runs `body` to completion on a fresh runtime of the backend under test,
+// set up with `options`; fails the test when it takes longer than `limit`,
+// leaves an operation in flight, or leaves more descriptors open than before.
+void run_async(task<void> body, std::chrono::milliseconds limit = std::chrono::seconds(20),
+               runtime_options options = {});
 
 using namespace services;  // child_process, run_command, temp_dir, ...
 // The switchboard program under test.

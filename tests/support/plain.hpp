@@ -15,7 +15,9 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <map>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -73,6 +75,40 @@ struct service_process {
   }
 
   bool alive() { return !process.wait_exit(0ms); }
+
+  // Its statistics now: after SIGUSR1, the numbers of its next "stats:" line
+  // by name ("open 3 total 5 ..." gives open = 3, total = 5).
+  std::map<std::string, std::uint64_t> stats() {
+    // Complete lines only: the last one may still be on its way.
+    const auto complete = [this] {
+      std::string err = process.err();
+      err.resize(err.rfind('\n') + 1);
+      return err;
+    };
+    const auto lines = [&] {
+      const std::string err = complete();
+      std::size_t count = 0;
+      for (std::size_t at = err.find("stats:"); at != std::string::npos; at = err.find("stats:", at + 1)) ++count;
+      return count;
+    };
+    const std::size_t before = lines();
+    process.signal(SIGUSR1);
+    const auto deadline = steady::now() + 10s;
+    while (lines() == before) {
+      REQUIRE(steady::now() < deadline);
+      std::this_thread::sleep_for(5ms);
+    }
+    const std::string err = complete();
+    const std::size_t start = err.rfind("stats:") + 6;
+    std::istringstream fields(err.substr(start, err.find('\n', start) - start));
+    std::map<std::string, std::uint64_t> numbers;
+    for (std::string name, value; fields >> name >> value;) {
+      if (!value.empty() && std::all_of(value.begin(), value.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        numbers[name] = std::stoull(value);
+      }
+    }
+    return numbers;
+  }
 
   // Stops the server by PID as a user would; it exits 0.
   void stop() {

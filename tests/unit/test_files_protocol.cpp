@@ -161,15 +161,20 @@ TEST_CASE("every UDP packet round-trips through encode and decode", "[unit][file
   const std::vector<std::byte> payload(udp::chunk_size, std::byte{7});
   digest sha{};
   sha[5] = std::byte{1};
+  udp::cookie cookie{};
+  cookie[15] = std::byte{9};
   const std::vector<udp::packet> packets{
-      udp::open_transfer{1, 2, "name.bin"},
-      udp::open_transfer{3, 0, ""},
+      udp::open_transfer{1, 2, {}, "name.bin"},
+      udp::open_transfer{3, 0, cookie, ""},
       udp::get_chunks{4, 5, 0x8000'0000'0000'0001},
       udp::close_transfer{6},
       udp::ready{7, status::ok, 8, 9, 1200},
       udp::chunk{10, 11, payload},
       udp::end_of_file{12, 13, sha},
       udp::unknown_transfer{14},
+      udp::retry{15, cookie},
+      udp::transfer_failed{16, status::changed},
+      udp::transfer_failed{17, status::busy},
   };
   std::vector<std::byte> bytes;
   for (const auto& p : packets) {
@@ -185,13 +190,15 @@ TEST_CASE("every UDP packet round-trips through encode and decode", "[unit][file
   }
 }
 
-TEST_CASE("UDP opens are padded past the size of their answer", "[unit][files][udp]") {
+TEST_CASE("UDP opens are padded past the size of their answers", "[unit][files][udp]") {
   namespace udp = switchboard::services::files::protocol::udp;
-  std::vector<std::byte> open_bytes, ready_bytes;
-  udp::encode(udp::open_transfer{1, 0, ""}, open_bytes);
+  std::vector<std::byte> open_bytes, ready_bytes, retry_bytes;
+  udp::encode(udp::open_transfer{1, 0, {}, ""}, open_bytes);
   udp::encode(udp::ready{1, status::ok, 2, 3, 1200}, ready_bytes);
+  udp::encode(udp::retry{1, {}}, retry_bytes);
   CHECK(open_bytes.size() == udp::open_min_size);
   CHECK(ready_bytes.size() < open_bytes.size());
+  CHECK(retry_bytes.size() < open_bytes.size());
   // A short open (no padding) is not answered at all.
   CHECK_FALSE(udp::decode(std::span(open_bytes).first(udp::open_min_size - 1)));
 }
@@ -206,7 +213,11 @@ TEST_CASE("malformed UDP packets are rejected", "[unit][files][udp]") {
   oversized.push_back(std::byte{0});
   CHECK_FALSE(udp::decode(oversized));
   std::vector<std::byte> open_bytes;
-  udp::encode(udp::open_transfer{1, 0, "abc"}, open_bytes);
-  open_bytes[18] = std::byte{0xff};  // a name length past the datagram
+  udp::encode(udp::open_transfer{1, 0, {}, "abc"}, open_bytes);
+  open_bytes[1 + 8 + 8 + sizeof(udp::cookie)] = std::byte{0xff};  // a name length past the datagram
   CHECK_FALSE(udp::decode(open_bytes));
+  std::vector<std::byte> failed_bytes;
+  udp::encode(udp::transfer_failed{1, status::changed}, failed_bytes);
+  failed_bytes.back() = std::byte{99};  // no such status
+  CHECK_FALSE(udp::decode(failed_bytes));
 }

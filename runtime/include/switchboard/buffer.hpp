@@ -22,31 +22,36 @@ namespace switchboard {
 
 namespace detail {
 
-// Fixed-size chunks handed out by index; freed chunks are reused newest
-// first, so a lightly loaded server keeps touching the same few pages.
+// Fixed-size chunks handed out by index, at most `limit` at once; freed
+// chunks are reused newest first, so a lightly loaded server keeps touching
+// the same few pages.
 class buffer_pool {
  public:
   static constexpr std::size_t chunk_size = 16 * 1024;
   static constexpr std::uint16_t no_chunk = 0xffff;
+  static constexpr std::size_t default_limit = 16'384;  // 256 MiB
+  static constexpr std::size_t max_limit = no_chunk;    // ids are 16-bit
 
-  // A free chunk's index (growing the pool up to its cap), or no_chunk.
+  // Caps the chunks lent at once (1 to max_limit); set before the first acquire().
+  void set_limit(std::size_t chunks) noexcept { limit_ = chunks; }
+  std::size_t limit() const noexcept { return limit_; }
+
+  // A free chunk's index (growing the pool up to its limit), or no_chunk.
   std::uint16_t acquire();
   void release(std::uint16_t id) noexcept { free_.push_back(id); }
+  // True when acquire() would return a chunk.
+  bool can_lend() const noexcept { return !free_.empty() || created_ < limit_; }
   std::byte* data(std::uint16_t id) noexcept {
     return slabs_[id / chunks_per_slab].get() + (id % chunks_per_slab) * chunk_size;
   }
 
-  // The io_uring backend lends `count` chunks to the kernel up front and
-  // takes back what the program released (see backend_uring.cpp).
-  std::uint16_t reserve(std::uint16_t count);
-  std::vector<std::uint16_t>& released() noexcept { return free_; }
-
  private:
   static constexpr std::size_t chunks_per_slab = 64;
-  static constexpr std::size_t max_chunks = 16'384;  // 256 MiB at most
   void grow();
   std::vector<std::unique_ptr<std::byte[]>> slabs_;
   std::vector<std::uint16_t> free_;
+  std::size_t created_ = 0;
+  std::size_t limit_ = default_limit;
 };
 
 }  // namespace detail

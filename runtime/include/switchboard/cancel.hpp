@@ -104,8 +104,7 @@ class event {
 
  private:
   bool set_ = false;
-  detail::operation* head_ = nullptr;
-  detail::operation* tail_ = nullptr;
+  detail::waiter_list waiters_;
 };
 
 // A set of detached tasks that can be cancelled and awaited together: the

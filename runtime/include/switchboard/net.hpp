@@ -77,11 +77,17 @@ class endpoint {
 result<std::vector<endpoint>> resolve(const std::string& host, std::uint16_t port);
 
 // An owned file descriptor, closed through the runtime (which first drops
-// what its backend remembers about the number).
+// what its backend remembers about the number). A descriptor an operation
+// waits on must be closed this way: a raw ::close() of such a number is not
+// supported (select fails the operation, epoll and io_uring may never end it).
 class unique_fd {
  public:
   unique_fd() noexcept = default;
-  explicit unique_fd(int fd) noexcept : fd_(fd) {}
+  // Owns `fd`, a number just obtained (socket, accept, open...). Whatever the
+  // backend still kept for that number belonged to a file closed behind the
+  // runtime's back: operations left waiting on it end with bad_file_descriptor,
+  // and the new file is watched afresh.
+  explicit unique_fd(int fd) noexcept : fd_(fd) { adopt(); }
   unique_fd(unique_fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
   unique_fd& operator=(unique_fd&& other) noexcept {
     if (this != &other) reset(std::exchange(other.fd_, -1));
@@ -92,9 +98,11 @@ class unique_fd {
   int get() const noexcept { return fd_; }
   explicit operator bool() const noexcept { return fd_ >= 0; }
   int release() noexcept { return std::exchange(fd_, -1); }
+  // Closes the descriptor it owns, then owns `fd` (as the constructor does).
   void reset(int fd = -1) noexcept;
 
  private:
+  void adopt() noexcept;
   int fd_ = -1;
 };
 
@@ -102,7 +110,17 @@ namespace detail {
 
 // recv/send on a stream: bytes moved (0 at EOF), or the error.
 struct transfer_operation : awaitable_operation<transfer_operation> {
-  result<std::size_t> await_resume() const noexcept { return from_syscall(res); }
+  result<std::size_t> await_resume() const noexcept {
+    if (res < 0) return errno_code(-res);
+    return transferred();
+  }
+  // The bytes moved, also when the operation failed or was cancelled part of
+  // the way (write_all, read_exact, send_file): keep the operation in a
+  // variable, co_await it, then ask.
+  std::size_t transferred() const noexcept {
+    if (transfer_all) return done;
+    return res > 0 ? static_cast<std::size_t>(res) : 0;
+  }
 };
 
 // recv into a runtime-owned chunk: the bytes (empty at EOF), or the error.
@@ -130,7 +148,12 @@ transfer_operation make_transfer(op_code code, int fd, Bytes bytes, bool all) no
 
 // Waits until `fd` (any pollable descriptor: a socket, a pipe, a FIFO, stdin,
 // a signalfd; regular files are always ready) is ready for `events` (POLLIN,
-// POLLOUT); returns the poll(2) revents.
+// POLLOUT); returns the poll(2) revents. `fd` must stay open until the wait
+// ends: closing it meanwhile without the runtime (not through unique_fd) is
+// not supported — select fails the wait with bad_file_descriptor, epoll and
+// io_uring may wait until the number is reused.
+// An fd of -1 (as in a default, closed or moved-from stream) fails every
+// operation at once with bad_file_descriptor.
 inline detail::poll_operation wait_ready(int fd, short events) noexcept {
   detail::poll_operation op;
   op.code = detail::op_code::poll;

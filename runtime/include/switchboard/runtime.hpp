@@ -52,10 +52,18 @@ struct backend_choice {
 };
 backend_choice choose_best_backend();
 
+// How a runtime is set up; the defaults suit a server.
+struct runtime_options {
+  // The most receive buffers (16 KiB each) lent at once across all streams
+  // (1 to 65,535). When all are lent, receive() waits until one comes back.
+  std::size_t receive_buffers = detail::buffer_pool::default_limit;
+};
+
 class runtime {
  public:
-  // Sets up `kind`; throws backend_unavailable when the kernel refuses it.
-  explicit runtime(backend_kind kind = backend_kind::select);
+  // Sets up `kind`; throws backend_unavailable when the kernel refuses it,
+  // std::invalid_argument when an option is out of range.
+  explicit runtime(backend_kind kind = backend_kind::select, runtime_options options = {});
   // Cancels and drains what is still running, then releases the backend.
   ~runtime();
   runtime(const runtime&) = delete;

@@ -61,7 +61,7 @@ struct operation : ready_node, timer_node {
   bool connect_started = false;
   bool runtime_buffer = false;  // recv into a chunk of the loop's buffer_pool (data is null)
   bool in_flight = false;     // handed to the backend, completion still owed
-  std::uint8_t backend_stage = 0;  // the backend's own progress marker
+  std::uint8_t backend_stage = 0;  // the backend's own progress marker (see starved_stage)
   std::uint16_t buffer_id = 0xffff;  // runtime_buffer: the chunk that holds the bytes
   int cancel_errno = 0;       // ECANCELED or ETIMEDOUT once cancellation was asked for
   int fd = -1;
@@ -83,7 +83,8 @@ struct operation : ready_node, timer_node {
   cancel_scope* scope = nullptr;
   operation* scope_prev = nullptr;   // the scope's list of operations in flight
   operation* scope_next = nullptr;
-  operation* next_waiter = nullptr;  // FIFO of ops parked on one fd or one event
+  operation* next_waiter = nullptr;  // the waiter_list it is in: ops parked on one
+  operation* prev_waiter = nullptr;  // fd, waiting on one event, or starved of buffers
   clock::duration timeout{};         // has_timeout: the longest wait allowed
 
   direction wants() const noexcept {
@@ -108,6 +109,48 @@ struct operation : ready_node, timer_node {
     if (!has_timeout || duration < timeout) timeout = duration;
     has_timeout = true;
   }
+};
+
+// backend_stage of a receive() that waits for a buffer to be lent: it is in
+// no kernel request and on no fd's list, only on its backend's list of
+// starved receives, so cancelling or forgetting it completes it directly.
+inline constexpr std::uint8_t starved_stage = 0x80;
+
+// An intrusive FIFO of operations linked through next_waiter/prev_waiter; an
+// operation is in at most one at a time. Nothing allocates, and removing any
+// member costs O(1) (cancelling one of ten thousand reads on one socket).
+class waiter_list {
+ public:
+  bool empty() const noexcept { return head_ == nullptr; }
+  operation* front() const noexcept { return head_; }
+
+  void push_back(operation& op) noexcept {
+    op.next_waiter = nullptr;
+    op.prev_waiter = tail_;
+    (tail_ ? tail_->next_waiter : head_) = &op;
+    tail_ = &op;
+  }
+  void push_front(operation& op) noexcept {
+    op.prev_waiter = nullptr;
+    op.next_waiter = head_;
+    (head_ ? head_->prev_waiter : tail_) = &op;
+    head_ = &op;
+  }
+  // `op` must be in this list.
+  void remove(operation& op) noexcept {
+    (op.prev_waiter ? op.prev_waiter->next_waiter : head_) = op.next_waiter;
+    (op.next_waiter ? op.next_waiter->prev_waiter : tail_) = op.prev_waiter;
+    op.next_waiter = op.prev_waiter = nullptr;
+  }
+  operation* pop_front() noexcept {
+    operation* op = head_;
+    if (op) remove(*op);
+    return op;
+  }
+
+ private:
+  operation* head_ = nullptr;
+  operation* tail_ = nullptr;
 };
 
 // Starts `op` for the coroutine `waiter`. Returns false when it completed at
