@@ -29,8 +29,13 @@ result<void> set_flag(int fd, int level, int name, bool on) noexcept {
 }
 
 // A blocking connect to a Unix path answers ECONNREFUSED when no process
-// listens there any more: the file is a leftover and may be replaced.
+// listens there any more: the file is a leftover and may be replaced. It
+// answers the same for a regular file, a FIFO or a symlink, which are
+// somebody's data: only a socket itself (lstat, so a link is not followed)
+// is ever taken for a leftover.
 bool unix_path_is_stale(const endpoint& where) {
+  struct stat info {};
+  if (::lstat(where.path().c_str(), &info) != 0 || !S_ISSOCK(info.st_mode)) return false;
   unique_fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!probe) return false;
   return ::connect(probe.get(), where.native(), where.native_size()) != 0 && errno == ECONNREFUSED;

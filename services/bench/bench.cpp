@@ -260,9 +260,10 @@ class driver {
 
   std::vector<std::string> server_argv(const server_spec& s) const {
     if (s.backend.empty()) return {bench_dir_ + "/" + s.name, "--port", "0"};
-    // No idle timeout: the idle-crowd and memory scenarios keep silent connections.
+    // No idle timeout: the idle-crowd and memory scenarios keep silent
+    // connections, up to 10,000 of them from 127.0.0.1.
     return {switchboard_, "echo", "--port", "0", "--backend", s.backend, "--idle-timeout", "0",
-            "--drain-timeout", "1"};
+            "--max-connections-per-source", "1000000", "--drain-timeout", "1"};
   }
 
   // Splits the scenario's connections (and rate, or count of round trips)

@@ -76,12 +76,26 @@ void add_server_options(CLI::App& cmd, server_options& options, std::uint16_t de
   cmd.add_option("--max-connections", limit.max_connections,
                  "connections served at once; more are closed at once (0: as many as the fd limit holds)")
       ->capture_default_str();
+  cmd.add_option("--max-connections-per-source", limit.max_connections_per_source,
+                 "connections from one IPv4 address or IPv6 /64 at once; more are closed at once "
+                 "(0: a quarter of --max-connections, at most 256)")
+      ->capture_default_str();
   add_seconds(cmd, "--idle-timeout", limit.idle_timeout, "seconds without a byte before a client is dropped (0: never)");
   add_seconds(cmd, "--request-timeout", limit.request_timeout, "seconds from a request's first byte to its last (0: no limit)");
   add_seconds(cmd, "--send-timeout", limit.send_timeout, "seconds a client may leave a reply unread (0: no limit)");
-  add_seconds(cmd, "--drain-timeout", limit.drain_timeout, "seconds to let connections finish after SIGINT/SIGTERM");
-  cmd.add_option("--udp-rate", limit.udp_rate, "UDP services: replies per second to one source")
+  add_seconds(cmd, "--linger-timeout", limit.linger_timeout,
+              fmt::format("seconds to wait for a client's EOF after its session, dropping up to {} KiB "
+                          "it still sends, so that closing cannot reset the connection under an unread "
+                          "reply (0: close at once)",
+                          connection::linger_bytes / 1024));
+  add_seconds(cmd, "--drain-timeout", limit.drain_timeout, "seconds to let connections finish after SIGINT/SIGTERM/SIGHUP");
+  cmd.add_option("--udp-rate", limit.udp_rate,
+                 "UDP services: replies per second to one source (an IPv4 address or IPv6 /64, any port)")
       ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd.add_option("--log-rate", limit.log_rate,
+                 "event lines per second on stderr, more are dropped and counted (0: no limit)")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
 }
 

@@ -7,10 +7,16 @@
 namespace switchboard::services {
 namespace {
 constexpr std::uint16_t lowest_client_port = 1024;
-}
+constexpr double least_burst = 50;
+}  // namespace
 
 datagram_guard::datagram_guard(settings limits)
-    : limits_(limits), total_{limits.total_rate, clock::now()} {}
+    : limits_(limits), total_{limits.total_rate, clock::now()} {
+  // A higher rate for a source (all the users behind a NAT address) comes
+  // with bursts to match: they send at once, not evenly spaced.
+  if (limits_.per_source_burst <= 0) limits_.per_source_burst = std::max(least_burst, limits_.per_source_rate / 4);
+  index_.reserve(limits.max_sources);
+}
 
 std::size_t endpoint_hash::operator()(const endpoint& ep) const noexcept {
   return std::hash<std::string_view>{}(
@@ -26,13 +32,24 @@ bool datagram_guard::take(bucket& b, double rate, double burst, clock::time_poin
   return true;
 }
 
-// A source whose bucket has refilled completely behaves as if it were new:
-// dropping it loses nothing.
-void datagram_guard::forget_idle(clock::time_point now) {
-  const auto full_after = std::chrono::duration<double>(limits_.per_source_burst / limits_.per_source_rate);
-  std::erase_if(buckets_, [&](const auto& entry) {
-    return now - entry.second.refilled > full_after;
-  });
+// The least recently heard source gives up its entry: a flooder that wants
+// a victim's bucket refilled this way must first send from `max_sources`
+// other sources, each of which spends a token of the global bucket.
+datagram_guard::bucket& datagram_guard::bucket_of(const source_key& source, clock::time_point now) {
+  if (auto found = index_.find(source); found != index_.end()) {
+    by_age_.splice(by_age_.end(), by_age_, found->second);
+    return found->second->replies;
+  }
+  if (index_.size() >= limits_.max_sources && !by_age_.empty()) {
+    ++examined_;
+    index_.erase(by_age_.front().source);
+    by_age_.splice(by_age_.end(), by_age_, by_age_.begin());
+    by_age_.back() = {source, {limits_.per_source_burst, now}};
+  } else {
+    by_age_.push_back({source, {limits_.per_source_burst, now}});
+  }
+  index_.emplace(source, std::prev(by_age_.end()));
+  return by_age_.back().replies;
 }
 
 bool datagram_guard::allow(const endpoint& source, clock::time_point now) {
@@ -40,16 +57,8 @@ bool datagram_guard::allow(const endpoint& source, clock::time_point now) {
     ++dropped_;
     return false;
   }
-  auto it = buckets_.find(source);
-  if (it == buckets_.end()) {
-    if (buckets_.size() >= limits_.max_sources) forget_idle(now);
-    if (buckets_.size() >= limits_.max_sources) {
-      ++dropped_;
-      return false;
-    }
-    it = buckets_.emplace(source, bucket{limits_.per_source_burst, now}).first;
-  }
-  if (!take(it->second, limits_.per_source_rate, limits_.per_source_burst, now) ||
+  bucket& replies = bucket_of(source_key::of(source), now);
+  if (!take(replies, limits_.per_source_rate, limits_.per_source_burst, now) ||
       !take(total_, limits_.total_rate, limits_.total_rate, now)) {
     ++dropped_;
     return false;

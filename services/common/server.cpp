@@ -12,6 +12,7 @@
 #include <switchboard/signal.hpp>
 
 #include "log.hpp"
+#include "source_key.hpp"
 
 namespace switchboard::services {
 namespace {
@@ -39,9 +40,32 @@ std::optional<clock::time_point> deadline_after(milliseconds timeout) {
 void print_stats(const server_state& server) {
   const server_stats& s = server.stats;
   const std::string extra = server.extra_stats ? " " + server.extra_stats() : "";
-  log("{}: stats: open {} total {} rejected {} timed-out {} bytes-in {} bytes-out {} backend {}{}",
-      server.service, s.open, s.total, s.rejected, s.timed_out, s.bytes_in, s.bytes_out,
-      to_string(runtime::current().backend()), extra);
+  notice("{}: stats: open {} total {} rejected {} timed-out {} bytes-in {} bytes-out {} log-dropped {} "
+         "backend {}{}",
+         server.service, s.open, s.total, s.rejected, s.timed_out, s.bytes_in, s.bytes_out,
+         diagnostics().dropped(), to_string(runtime::current().backend()), extra);
+}
+
+// The signals that stop a server. SIGHUP comes when the terminal it was
+// started from closes, and from supervisors: without a handler it would kill
+// the process without draining and leave a Unix socket file behind.
+bool is_stop_signal(int sig) { return sig == SIGINT || sig == SIGTERM || sig == SIGHUP; }
+
+// The stop signals and SIGUSR1, taken over from here on. A server started to
+// ignore SIGHUP (nohup) goes on ignoring it: once blocked for the signalfd,
+// an ignored signal would be delivered after all.
+signal_set server_signals() {
+  struct sigaction hangup {};
+  ::sigaction(SIGHUP, nullptr, &hangup);
+  if (hangup.sa_handler == SIG_IGN) return signal_set{SIGINT, SIGTERM, SIGUSR1};
+  return signal_set{SIGINT, SIGTERM, SIGHUP, SIGUSR1};
+}
+
+// Once the "listening on" lines are out (scripts wait for them, so they may
+// wait for stderr), nothing the server logs may block the loop.
+void log_without_blocking(const server_state& server) {
+  diagnostics().limit_rate(server.options.limit.log_rate);
+  diagnostics().never_block();
 }
 
 // Keeps one descriptor in reserve so that, when accept() fails for lack of
@@ -63,14 +87,31 @@ class spare_descriptor {
   unique_fd fd_;
 };
 
-task<void> run_session(server_state& server, const session_fn& session, stream client) {
+// A connection's place in the count of its source, given back when it ends.
+class source_share {
+ public:
+  source_share(source_counts& counts, source_key source) : counts_(counts), source_(source) {}
+  ~source_share() { counts_.remove(source_); }
+  source_share(const source_share&) = delete;
+  source_share& operator=(const source_share&) = delete;
+
+ private:
+  source_counts& counts_;
+  source_key source_;
+};
+
+task<void> run_session(server_state& server, const session_fn& session, stream client,
+                       source_counts& per_source) {
+  const source_key source = source_key::of(client.peer());
+  source_share share(per_source, source);
   connection conn(std::move(client), server);
   co_await session(conn);
+  co_await conn.linger();
 }
 
 task<void> accept_loop(listener& l, server_state& server, const session_fn& session,
-                       task_group& connections, spare_descriptor& spare) {
-  log_limiter emfile_log, limit_log;
+                       task_group& connections, spare_descriptor& spare, source_counts& per_source) {
+  log_limiter emfile_log, limit_log, source_log;
   auto backoff = 1ms;
   const std::size_t max_connections = server.options.limit.max_connections;
   for (;;) {
@@ -108,11 +149,20 @@ task<void> accept_loop(listener& l, server_state& server, const session_fn& sess
       }
       continue;  // the stream closes here
     }
+    if (const source_key source = source_key::of(accepted->peer()); !per_source.try_add(source)) {
+      ++server.stats.rejected;
+      if (std::uint64_t skipped = 0; source_log.allow(skipped)) {
+        log("{}: --max-connections-per-source {} reached by {}: closing {} ({} more)", server.service,
+            server.options.limit.max_connections_per_source, source.to_string(), accepted->peer(),
+            skipped);
+      }
+      continue;
+    }
     ++server.stats.open;
     ++server.stats.total;
     std::string name = fmt::format("{} connection #{} from {}", server.service,
                                    server.stats.total, accepted->peer());
-    connections.spawn(run_session(server, session, std::move(*accepted)), std::move(name));
+    connections.spawn(run_session(server, session, std::move(*accepted), per_source), std::move(name));
   }
 }
 
@@ -126,21 +176,21 @@ task<void> exit_on_second_signal(signal_set& signals, server_state& server) {
       print_stats(server);
       continue;
     }
-    log("{}: second signal ({}): exiting now", server.service, ::strsignal(*sig));
+    notice("{}: second signal ({}): exiting now", server.service, ::strsignal(*sig));
     std::_Exit(128 + *sig);
   }
 }
 
-// Waits for SIGINT or SIGTERM, printing statistics on each SIGUSR1 meanwhile.
+// Waits for a stop signal, printing statistics on each SIGUSR1 meanwhile.
 task<void> wait_for_stop(signal_set& signals, server_state& server, std::string_view what) {
   for (;;) {
     auto sig = co_await signals.next();
     if (!sig) {
-      log("{}: waiting for signals: {}", server.service, sig.error().message());
+      notice("{}: waiting for signals: {}", server.service, sig.error().message());
       co_return;
     }
-    if (*sig != SIGUSR1) {
-      log("{}: {}: {}", server.service, ::strsignal(*sig), what);
+    if (is_stop_signal(*sig)) {
+      notice("{}: {}: {}", server.service, ::strsignal(*sig), what);
       co_return;
     }
     print_stats(server);
@@ -152,6 +202,18 @@ task<void> wait_for_stop(signal_set& signals, server_state& server, std::string_
 connection::connection(stream s, server_state& server) : stream_(std::move(s)), server_(server) {}
 
 connection::~connection() { --server_.stats.open; }
+
+task<void> connection::linger() {
+  const milliseconds timeout = server_.options.limit.linger_timeout;
+  if (failed_ || timeout.count() <= 0 || !stream_.shutdown_write()) co_return;
+  const auto deadline = clock::now() + timeout;
+  for (std::size_t drained = 0; drained < linger_bytes;) {
+    auto dropped = co_await with_deadline(deadline, stream_.receive());
+    if (!dropped || dropped->empty()) co_return;
+    drained += dropped->size();
+    server_.stats.bytes_in += dropped->size();
+  }
+}
 
 // The counters and limits are set on the operation in place: it is a large
 // record, and these run for every read and write.
@@ -166,28 +228,28 @@ void connection::limit_send(detail::operation& op) const {
 
 counted<detail::transfer_operation> connection::read_some(std::span<std::byte> buf) {
   counted<detail::transfer_operation> op{stream_.read_some(buf), &server_.stats.bytes_in,
-                                         &server_.stats.timed_out};
+                                         &server_.stats.timed_out, &failed_};
   limit_read(op.op);
   return op;
 }
 
 counted<detail::receive_operation> connection::receive() {
   counted<detail::receive_operation> op{stream_.receive(), &server_.stats.bytes_in,
-                                        &server_.stats.timed_out};
+                                        &server_.stats.timed_out, &failed_};
   limit_read(op.op);
   return op;
 }
 
 counted<detail::transfer_operation> connection::read_exact(std::span<std::byte> buf) {
   counted<detail::transfer_operation> op{stream_.read_exact(buf), &server_.stats.bytes_in,
-                                         &server_.stats.timed_out};
+                                         &server_.stats.timed_out, &failed_};
   limit_read(op.op);
   return op;
 }
 
 counted<detail::transfer_operation> connection::write_all(std::span<const std::byte> bytes) {
   counted<detail::transfer_operation> op{stream_.write_all(bytes), &server_.stats.bytes_out,
-                                         &server_.stats.timed_out};
+                                         &server_.stats.timed_out, &failed_};
   limit_send(op.op);
   return op;
 }
@@ -195,7 +257,7 @@ counted<detail::transfer_operation> connection::write_all(std::span<const std::b
 counted<detail::transfer_operation> connection::send_file(int file_fd, std::int64_t offset,
                                                           std::size_t count) {
   counted<detail::transfer_operation> op{stream_.send_file(file_fd, offset, count),
-                                         &server_.stats.bytes_out, &server_.stats.timed_out};
+                                         &server_.stats.bytes_out, &server_.stats.timed_out, &failed_};
   limit_send(op.op);
   return op;
 }
@@ -216,9 +278,9 @@ result<std::vector<endpoint>> listen_endpoints(const server_options& options) {
 void print_listening(const endpoint& where, std::string_view transport) {
   const auto backend = to_string(runtime::current().backend());
   if (where.is_unix()) {
-    log("listening on {} (backend {})", where, backend);
+    notice("listening on {} (backend {})", where, backend);
   } else {
-    log("listening on {} ({}, backend {})", where, transport, backend);
+    notice("listening on {} ({}, backend {})", where, transport, backend);
   }
 }
 
@@ -239,20 +301,24 @@ task<int> serve_stream(server_state& server, session_fn session) {
     }
     listeners.push_back(std::move(*bound));
   }
-  if (server.options.limit.max_connections == 0) {
-    server.options.limit.max_connections = default_max_connections(server.fds_per_connection);
+  limits& limit = server.options.limit;
+  if (limit.max_connections == 0) limit.max_connections = default_max_connections(server.fds_per_connection);
+  if (limit.max_connections_per_source == 0) {
+    limit.max_connections_per_source = std::clamp<std::size_t>(limit.max_connections / 4, 1, 256);
   }
 
   // Signals are taken over before the first "listening" line, so that a
   // script that stops the server as soon as it reads that line is honoured.
-  signal_set signals{SIGINT, SIGTERM, SIGUSR1};
+  signal_set signals = server_signals();
   spare_descriptor spare;
   for (const listener& l : listeners) print_listening(l.local(), "tcp");
+  log_without_blocking(server);
 
   task_group acceptors;
   task_group connections;
+  source_counts per_source(server.options.limit.max_connections_per_source);
   for (listener& l : listeners) {
-    acceptors.spawn(accept_loop(l, server, session, connections, spare),
+    acceptors.spawn(accept_loop(l, server, session, connections, spare, per_source),
                     fmt::format("{} accept loop on {}", server.service, l.local()));
   }
 
@@ -267,7 +333,7 @@ task<int> serve_stream(server_state& server, session_fn session) {
   // 0 means no limit, as for every timeout (with_timeout(0) would expire at once).
   if (server.options.limit.drain_timeout.count() > 0) drained.limit_for(server.options.limit.drain_timeout);
   if (!co_await drained) {
-    log("{}: drain timeout: cancelling {} connections", server.service, connections.size());
+    notice("{}: drain timeout: cancelling {} connections", server.service, connections.size());
     connections.cancel();
     co_await connections.join();
   }
@@ -293,8 +359,9 @@ task<int> serve_datagram(server_state& server, datagram_fn serve) {
     }
     sockets.push_back(std::move(*bound));
   }
-  signal_set signals{SIGINT, SIGTERM, SIGUSR1};
+  signal_set signals = server_signals();
   for (const datagram_socket& s : sockets) print_listening(s.local(), "udp");
+  log_without_blocking(server);
 
   task_group workers;
   for (datagram_socket& s : sockets) {

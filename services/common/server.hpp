@@ -26,11 +26,18 @@ using std::chrono::milliseconds;
 // flags in docs/reliability.md.
 struct limits {
   std::size_t max_connections = 0;  // 0: as many as the fd limit holds (server_state::fds_per_connection)
+  // From one IPv4 address or IPv6 /64 (source_key.hpp); 0: a quarter of
+  // max_connections, at most 256, so that no one source takes every slot.
+  std::size_t max_connections_per_source = 0;
   milliseconds idle_timeout = std::chrono::seconds(60);
   milliseconds request_timeout = std::chrono::seconds(10);
   milliseconds send_timeout = std::chrono::seconds(30);
   milliseconds drain_timeout = std::chrono::seconds(10);
+  // After a session, how long the server waits for the client's EOF before
+  // closing (see connection::linger); 0: close at once.
+  milliseconds linger_timeout = std::chrono::seconds(5);
   double udp_rate = 200;  // datagram services: replies per second to one source
+  double log_rate = 100;  // event lines per second on stderr; 0: no limit
 };
 
 struct server_options {
@@ -71,6 +78,7 @@ struct counted {
   Op op;
   std::uint64_t* bytes;
   std::uint64_t* timeouts;
+  bool* failed;
 
   bool await_ready() const noexcept { return false; }
   template <class Promise>
@@ -81,8 +89,9 @@ struct counted {
     auto moved = op.await_resume();
     if (moved) {
       *bytes += byte_count(*moved);
-    } else if (moved.error() == std::errc::timed_out) {
-      ++*timeouts;
+    } else {
+      *failed = true;
+      if (moved.error() == std::errc::timed_out) ++*timeouts;
     }
     return moved;
   }
@@ -117,6 +126,15 @@ class connection {
   // When the request under way must be complete; nothing when none began or it has no limit.
   std::optional<clock::time_point> request_deadline() const noexcept { return request_deadline_; }
 
+  // Closes gracefully after a session: a client's unread bytes would make
+  // the kernel answer the close with a reset, which destroys what the client
+  // has not read yet (RFC 9112 §9.6). So it sends FIN, then reads and drops
+  // what the client still sends until its EOF, for at most linger_bytes
+  // and the linger timeout. Not after a read or write failed: the client is
+  // gone, or not reading what it was sent.
+  task<void> linger();
+  static constexpr std::size_t linger_bytes = 64 * 1024;
+
   const endpoint& peer() const noexcept { return stream_.peer(); }
   stream& raw() noexcept { return stream_; }
   server_state& server() noexcept { return server_; }
@@ -128,6 +146,7 @@ class connection {
   stream stream_;
   server_state& server_;
   std::optional<clock::time_point> request_deadline_;
+  bool failed_ = false;  // a read or write ended in an error or a timeout
 };
 
 using session_fn = std::function<task<void>(connection&)>;
@@ -135,17 +154,18 @@ using session_fn = std::function<task<void>(connection&)>;
 // What a datagram service runs for each of its bound sockets until stopped.
 using datagram_fn = std::function<task<void>(datagram_socket&, server_state&)>;
 
-// Runs a stream service until SIGINT/SIGTERM: binds every address of
-// --host (or --unix), prints one "listening on" line per socket, runs
-// `session` for each client, prints statistics on SIGUSR1; on the first
-// stop signal stops accepting and drains for up to the drain timeout, then
-// cancels what is left; a second one exits at once with 128 + its number.
-// Returns the process exit status.
+// Runs a stream service until SIGINT, SIGTERM or SIGHUP (a closed terminal
+// or a supervisor's stop: a clean stop all the same): binds every address
+// of --host (or --unix), prints one "listening on" line per socket, runs
+// `session` for each client and lingers after it (connection::linger),
+// prints statistics on SIGUSR1; on the first stop signal stops accepting and
+// drains for up to the drain timeout, then cancels what is left; a second
+// one exits at once with 128 + its number. Returns the process exit status.
 task<int> serve_stream(server_state& server, session_fn session);
 
 // Runs a datagram service the same way: one "listening on ... (udp, ...)"
 // line per socket, `serve` per socket, SIGUSR1 statistics, and on
-// SIGINT/SIGTERM cancellation and exit 0.
+// SIGINT/SIGTERM/SIGHUP cancellation and exit 0.
 task<int> serve_datagram(server_state& server, datagram_fn serve);
 
 // The addresses a server binds for its options: --unix, else every

@@ -13,6 +13,7 @@
 
 #include "../common/datagram_guard.hpp"
 #include "../common/log.hpp"
+#include "../common/source_key.hpp"
 #include "file_access.hpp"
 #include "udp.hpp"
 
@@ -41,36 +42,6 @@ std::uint64_t chunk_count(std::uint64_t size, std::uint64_t start, std::uint64_t
 }
 
 // ---- Server ----------------------------------------------------------------
-
-// Whose share a transfer counts against when the table is full: an IPv4
-// address, or an IPv6 /64 (what one customer usually gets), never the port.
-struct source {
-  int family = 0;
-  std::uint64_t address = 0;  // IPv4, or the first 64 bits of IPv6
-  friend bool operator==(const source&, const source&) = default;
-};
-
-source source_of(const endpoint& peer) {
-  const auto first_bytes = [](const unsigned char* bytes, std::size_t count) {
-    std::uint64_t value = 0;
-    for (std::size_t i = 0; i < count; ++i) value = value << 8 | bytes[i];
-    return value;
-  };
-  if (peer.family() == AF_INET6) {
-    const in6_addr& a = reinterpret_cast<const sockaddr_in6*>(peer.native())->sin6_addr;
-    // A dual-stack socket sees IPv4 clients as ::ffff:a.b.c.d: each is its own source.
-    if (IN6_IS_ADDR_V4MAPPED(&a)) return {AF_INET, first_bytes(a.s6_addr + 12, 4)};
-    return {AF_INET6, first_bytes(a.s6_addr, 8)};
-  }
-  const in_addr& a = reinterpret_cast<const sockaddr_in*>(peer.native())->sin_addr;
-  return {AF_INET, first_bytes(reinterpret_cast<const unsigned char*>(&a), 4)};
-}
-
-struct source_hash {
-  std::size_t operator()(const source& s) const noexcept {
-    return std::hash<std::uint64_t>{}(s.address) ^ static_cast<std::size_t>(s.family);
-  }
-};
 
 struct transfer {
   std::uint64_t id = 0;
@@ -171,7 +142,7 @@ class udp_server {
     }
     const std::uint64_t id = t.id;
     transfer& stored = transfers_.emplace(id, std::move(t)).first->second;
-    ++per_source_[source_of(from)];
+    ++per_source_[source_key::of(from)];
     ++context_.udp.transfers;
     co_await send(udp::ready{stored.nonce, status::ok, stored.id, size, udp::chunk_size}, from);
   }
@@ -266,7 +237,7 @@ class udp_server {
   }
 
   void forget(entry it) {
-    const source from = source_of(it->second.peer);
+    const source_key from = source_key::of(it->second.peer);
     if (--per_source_[from] == 0) per_source_.erase(from);
     --context_.udp.transfers;
     transfers_.erase(it);
@@ -286,9 +257,9 @@ class udp_server {
   // client with one transfer loses it only when every source holds no more
   // than one, however fast others open.
   void make_room(const endpoint& newcomer) {
-    const source incoming = source_of(newcomer);
+    const source_key incoming = source_key::of(newcomer);
     const auto share = [&](const transfer& t) {
-      const source from = source_of(t.peer);
+      const source_key from = source_key::of(t.peer);
       return per_source_.at(from) + (from == incoming ? 1 : 0);
     };
     auto victim = transfers_.begin();
@@ -309,7 +280,9 @@ class udp_server {
   server_context& context_;
   datagram_guard guard_;
   std::unordered_map<std::uint64_t, transfer> transfers_;
-  std::unordered_map<source, std::size_t, source_hash> per_source_;
+  // Whose share a transfer counts against when the table is full (source_key:
+  // an IPv4 address or an IPv6 /64, never the port).
+  std::unordered_map<source_key, std::size_t, source_key_hash> per_source_;
   std::array<std::byte, udp::chunk_size> payload_;
   std::vector<std::byte> reply_;
 };

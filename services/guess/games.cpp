@@ -3,10 +3,6 @@
 #include <variant>
 
 namespace switchboard::services::guess {
-namespace {
-endpoint host_of(const endpoint& player) { return player.with_port(0); }
-}  // namespace
-
 secret_source::secret_source(std::optional<std::uint64_t> seed) {
   if (seed) seeded_.emplace(*seed);
 }
@@ -17,7 +13,7 @@ std::uint64_t secret_source::draw(std::uint64_t max) {
 }
 
 game_table::game_table(settings limits, secret_source& secrets, server_stats& stats)
-    : limits_(limits), secrets_(secrets), stats_(stats) {}
+    : limits_(limits), secrets_(secrets), stats_(stats), playing_per_host_(limits.max_games_per_host) {}
 
 std::string game_table::reply(const endpoint& player, std::string_view datagram,
                               clock::time_point now) {
@@ -62,8 +58,7 @@ void game_table::expire(clock::time_point now) {
 }
 
 std::optional<std::string> game_table::refusal(const endpoint& player) {
-  if (auto host = playing_per_host_.find(host_of(player));
-      host != playing_per_host_.end() && host->second >= limits_.max_games_per_host) {
+  if (playing_per_host_.held_by(source_key::of(player)) >= limits_.max_games_per_host) {
     return "error: too many games from your address, try again later\n";
   }
   if (by_player_.size() >= limits_.max_games && !finished_.empty()) {
@@ -77,7 +72,7 @@ game_table::entry_list::iterator game_table::start(const endpoint& player, clock
   playing_.push_back({player, game(secrets_.draw(limits_.max), limits_.max), now});
   const auto started = std::prev(playing_.end());
   by_player_.emplace(player, started);
-  ++playing_per_host_[host_of(player)];
+  playing_per_host_.try_add(source_key::of(player));  // refusal() checked the cap
   ++stats_.total;
   stats_.open = playing_.size();
   return started;
@@ -96,8 +91,7 @@ void game_table::touch(entry_list::iterator game, bool was_playing, clock::time_
 }
 
 void game_table::release_host(const endpoint& player) {
-  auto host = playing_per_host_.find(host_of(player));
-  if (--host->second == 0) playing_per_host_.erase(host);
+  playing_per_host_.remove(source_key::of(player));
   stats_.open = playing_.size();
 }
 

@@ -18,6 +18,7 @@
 
 #include "../common/datagram_guard.hpp"
 #include "../common/server.hpp"
+#include "../common/source_key.hpp"
 #include "protocol.hpp"
 
 namespace switchboard::services::guess {
@@ -42,8 +43,9 @@ class secret_source {
 //
 // The table is bounded, so that a flood of spoofed sources leaves memory flat:
 //  - a game without a guess for `game_timeout` expires;
-//  - one host (an IP address, any port) plays at most `max_games_per_host`
-//    games at once;
+//  - one host (an IPv4 address or an IPv6 /64, any port: see
+//    common/source_key.hpp) plays at most `max_games_per_host` games at once,
+//    so that a few addresses cannot take the whole table;
 //  - at most `max_games` games are kept, finished ones included.
 // Beyond a cap a new game is refused with an error, except that it may take
 // the place of the longest-idle finished game: refusing keeps the games in
@@ -54,7 +56,7 @@ class game_table {
     std::uint64_t max = 100;
     milliseconds game_timeout = std::chrono::seconds(60);  // 0: never
     std::size_t max_games = 10'000;
-    std::size_t max_games_per_host = 1'000;
+    std::size_t max_games_per_host = 64;
   };
 
   // Counts in `stats`: open = games in progress, total = games started,
@@ -95,7 +97,7 @@ class game_table {
   entry_list playing_;   // least recently played first
   entry_list finished_;  // won, kept to answer a retransmitted winning guess
   player_map by_player_;
-  std::unordered_map<endpoint, std::size_t, endpoint_hash> playing_per_host_;
+  source_counts playing_per_host_;
 };
 
 }  // namespace switchboard::services::guess

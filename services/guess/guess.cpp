@@ -409,7 +409,7 @@ void add_commands(CLI::App& app, command_list& commands) {
       ->check(CLI::Range(std::size_t{1}, std::size_t{100'000'000}))
       ->capture_default_str();
   serve_cmd->add_option("--max-games-per-host", settings->games.max_games_per_host,
-                        "UDP: games in progress from one IP address; more are refused")
+                        "UDP: games in progress from one IPv4 address or IPv6 /64; more are refused")
       ->check(CLI::Range(std::size_t{1}, std::size_t{100'000'000}))
       ->capture_default_str();
 

@@ -128,8 +128,8 @@ task<void> relay_datagrams(datagram_socket& front, server_state& server,
   }
   relay.tasks.cancel();
   co_await relay.tasks.join();
-  log("udp-relay: forwarded {}, dropped {}, held back {} datagrams for {} clients",
-      relay.forwarded, relay.dropped, relay.reordered, relay.clients.size());
+  notice("udp-relay: forwarded {}, dropped {}, held back {} datagrams for {} clients",
+         relay.forwarded, relay.dropped, relay.reordered, relay.clients.size());
 }
 
 // HOST:PORT or [IPv6]:PORT.

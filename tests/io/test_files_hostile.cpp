@@ -432,8 +432,10 @@ TEST_CASE("with 256 fds, 150 stalled downloads leave no accepted client without 
           "[io][files][hostile][limits]") {
   temp_dir dir;
   write_file(dir.file("big.bin"), std::string(8 << 20, 'b'));
+  // All from 127.0.0.1: its share of the slots is all of them here.
   child_process server({"prlimit", "--nofile=256:256", program(), "files", "--port", "0", "--backend",
-                                backend_name(), "--file", dir.file("big.bin")});
+                                backend_name(), "--file", dir.file("big.bin"), "--max-connections-per-source",
+                                "1000"});
   const std::uint16_t port = server.wait_listening();
   REQUIRE(port != 0);
   const std::size_t fds_before = open_fds(server.pid());

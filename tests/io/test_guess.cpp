@@ -340,7 +340,11 @@ TEST_CASE("a plain UDP client gets the greeting for an empty datagram and a repl
 TEST_CASE("200 games at once are each won, over TCP and over UDP", "[io][guess][load]") {
   for (const bool udp : {false, true}) {
     INFO((udp ? "udp" : "tcp"));
-    guess_server server(udp ? std::vector<std::string>{"--udp"} : std::vector<std::string>{});
+    // 200 players on one address: more games, and more guesses a second,
+    // than the defaults allow one source.
+    guess_server server(udp ? std::vector<std::string>{"--udp", "--max-games-per-host", "200", "--udp-rate",
+                                                       "100000"}
+                            : std::vector<std::string>{});
     auto games = server.client({"--auto", "--games", "200", "--timeout", "60"}, {}, 90s);
     INFO(games.err);
     CHECK(games.status == 0);
@@ -515,8 +519,10 @@ TEST_CASE("UDP games stay bounded under 2,000 sources and the server's memory st
   // early, and few enough that a game takes fewer guesses than the datagram
   // guard lets one source send at once (its burst of 50).
   const std::uint64_t max = 1'000'000'000'000;
+  // The guard lets 200 ports of one address through (one source's rate is
+  // not under test here).
   guess_server server({"--udp", "--max", std::to_string(max), "--max-games", "100",
-                       "--max-games-per-host", "20"});
+                       "--max-games-per-host", "20", "--udp-rate", "1000000"});
   const pid_t pid = server.process.pid();
   // A game in progress before the flood.
   udp_player earlier(server.port, "127.0.0.2");

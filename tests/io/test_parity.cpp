@@ -6,9 +6,11 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -280,6 +282,57 @@ TEST_CASE("a stale Unix socket file is replaced, a live one is not", "[io][unix]
     CHECK(second.error() == std::errc::address_in_use);
     co_return;
   }(path));
+}
+
+TEST_CASE("a path that is a regular file, a FIFO or a symlink is never taken for a stale socket",
+          "[io][unix]") {
+  testing::temp_dir dir;
+  const std::string file = dir.file("data.txt");
+  {
+    std::FILE* out = std::fopen(file.c_str(), "w");
+    REQUIRE(out);
+    std::fputs("precious\n", out);
+    std::fclose(out);
+  }
+  const std::string fifo = dir.file("queue.fifo");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  const std::string link = dir.file("link.sock");
+  REQUIRE(::symlink(file.c_str(), link.c_str()) == 0);
+  // A link to a socket file left behind is somebody's link all the same.
+  const std::string stale = dir.file("stale.sock");
+  {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    const endpoint where = endpoint::unix_path(stale).value();
+    REQUIRE(::bind(fd, where.native(), where.native_size()) == 0);
+    ::close(fd);
+  }
+  const std::string link_to_stale = dir.file("link-to-stale.sock");
+  REQUIRE(::symlink(stale.c_str(), link_to_stale.c_str()) == 0);
+
+  run_async([](std::vector<std::string> paths) -> task<void> {
+    for (const std::string& path : paths) {
+      INFO(path);
+      struct stat before {};
+      REQUIRE(::lstat(path.c_str(), &before) == 0);
+      {
+        auto taken = listener::bind(endpoint::unix_path(path).value());
+        REQUIRE_FALSE(taken);
+        CHECK(taken.error() == std::errc::address_in_use);
+      }
+      // Still there, and still the same thing, after the listener is gone.
+      struct stat after {};
+      REQUIRE(::lstat(path.c_str(), &after) == 0);
+      CHECK(after.st_ino == before.st_ino);
+      CHECK((after.st_mode & S_IFMT) == (before.st_mode & S_IFMT));
+    }
+    co_return;
+  }({file, fifo, link, link_to_stale}));
+
+  std::FILE* in = std::fopen(file.c_str(), "r");
+  REQUIRE(in);
+  char line[16] = {};
+  CHECK(std::fgets(line, sizeof line, in) == std::string("precious\n"));
+  std::fclose(in);
 }
 
 TEST_CASE("IPv6 loopback works where the machine has it", "[io][ipv6]") {

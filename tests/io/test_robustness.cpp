@@ -326,7 +326,8 @@ TEST_CASE("with 256 fds, 1,000 connection attempts neither kill the server nor s
     return;
   }
   // --max-connections above the fd limit, so that accept() itself runs out.
-  server_process server("echo", {"--idle-timeout", "0", "--max-connections", "1000"},
+  server_process server("echo",
+                        {"--idle-timeout", "0", "--max-connections", "1000", "--max-connections-per-source", "1000000"},
                         {"prlimit", "--nofile=256:256"});
   const std::size_t baseline = server.resting_fds();
   const auto cpu_before = cpu_time(server.process.pid());
@@ -353,7 +354,7 @@ TEST_CASE("with 256 fds, 1,000 connection attempts neither kill the server nor s
 
 TEST_CASE("10,000 concurrent echo connections each echo intact", "[io][robust][load]") {
   if (!enough_fds(10'200)) return;
-  server_process server("echo", {});
+  server_process server("echo", {"--max-connections-per-source", "1000000"});  // all from 127.0.0.1
   const std::size_t baseline = server.resting_fds();
   auto result = server.run_client(
       "echo-client", {"--size", "32", "--count", "2", "--connections", "10000", "--timeout", "100"},
@@ -367,7 +368,7 @@ TEST_CASE("10,000 concurrent echo connections each echo intact", "[io][robust][l
 
 TEST_CASE("5,000 idle connections beside 50 active clients starve nobody", "[io][robust][load]") {
   if (!enough_fds(6000)) return;
-  server_process server("echo", {"--idle-timeout", "0"});
+  server_process server("echo", {"--idle-timeout", "0", "--max-connections-per-source", "1000000"});
   const std::size_t baseline = server.resting_fds();
   const auto quiet = round_trips(server.port, 500);
   std::vector<socket_fd> idle;
@@ -741,7 +742,9 @@ TEST_CASE("a byte every 2 s: a request is cut off at --request-timeout 3, echo g
 
 TEST_CASE("--max-connections 20: 10 more clients are closed at once, and room frees up",
           "[io][robust][limits]") {
-  server_process server("echo", {"--max-connections", "20", "--idle-timeout", "0"});
+  // All from 127.0.0.1: its share of the slots is all of them here.
+  server_process server("echo", {"--max-connections", "20", "--max-connections-per-source", "20",
+                                 "--idle-timeout", "0"});
   const std::size_t baseline = server.resting_fds();
   std::vector<socket_fd> served;
   char buf[16];

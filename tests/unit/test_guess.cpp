@@ -266,6 +266,19 @@ TEST_CASE("one host's games in progress are capped and more are refused", "[unit
   CHECK_FALSE(f.table.reply(player(40003), "50", f.t0).starts_with("error"));
 }
 
+TEST_CASE("every address of one IPv6 /64 is one host, and shares its cap", "[unit][guess][udp]") {
+  table_fixture f({.max = 100, .max_games_per_host = 3});
+  // A host picks any of its 2^64 addresses: a cap per address would cap nothing.
+  for (const char* address : {"2001:db8:0:1::1", "2001:db8:0:1::2", "2001:db8:0:1:ffff::3"}) {
+    CHECK_FALSE(f.table.reply(player(40000, address), "50", f.t0).starts_with("error"));
+  }
+  CHECK(f.table.reply(player(40000, "2001:db8:0:1::4"), "50", f.t0) ==
+        "error: too many games from your address, try again later\n");
+  // The next /64 is another host.
+  CHECK_FALSE(f.table.reply(player(40000, "2001:db8:0:2::1"), "50", f.t0).starts_with("error"));
+  CHECK(f.table.playing() == 4);
+}
+
 TEST_CASE("the UDP table holds at most max games; finished ones give way first", "[unit][guess][udp]") {
   table_fixture f({.max = 100, .max_games = 3});
   f.win(player(40000), f.t0);
