@@ -8,7 +8,7 @@
 #include <fmt/core.h>
 
 #include "common/cli.hpp"
-#include "common/server.hpp"
+#include <switchboard/server.hpp>
 
 using namespace switchboard;
 using namespace switchboard::services;

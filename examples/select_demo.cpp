@@ -14,7 +14,7 @@
 #include <switchboard/time.hpp>
 
 #include "common/cli.hpp"
-#include "common/log.hpp"
+#include <switchboard/log.hpp>
 
 using namespace switchboard;
 
@@ -25,8 +25,8 @@ task<int> select_demo(int seconds) {
   } else if (ready.error() == std::errc::timed_out) {
     fmt::print("No data within {} seconds\n", seconds);
   } else {
-    services::log("select-demo: standard input: {}", ready.error().message());
-    co_return services::exit_failure;
+    log("select-demo: standard input: {}", ready.error().message());
+    co_return exit_failure;
   }
   co_return 0;
 }
@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
   app.add_option("-s,--seconds", seconds, "how long to wait")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  services::add_backend_option(app, backend);
-  if (auto status = services::parse_command_line(app, argc, argv)) return *status;
-  return services::run_on_backend(backend, [&] { return select_demo(seconds); });
+  add_backend_option(app, backend);
+  if (auto status = parse_command_line(app, argc, argv)) return *status;
+  return run_on_backend(backend, [&] { return select_demo(seconds); });
 }

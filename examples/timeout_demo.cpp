@@ -16,7 +16,7 @@
 #include <switchboard/time.hpp>
 
 #include "common/cli.hpp"
-#include "common/log.hpp"
+#include <switchboard/log.hpp>
 
 using namespace switchboard;
 
@@ -46,9 +46,9 @@ task<int> ask_name(double seconds) {
   if (name.error() == std::errc::timed_out) {
     fmt::print("too slow: no line within {} seconds\n", seconds);
   } else {
-    services::log("timeout-demo: standard input: {}", name.error().message());
+    log("timeout-demo: standard input: {}", name.error().message());
   }
-  co_return services::exit_failure;
+  co_return exit_failure;
 }
 
 int main(int argc, char** argv) {
@@ -58,7 +58,7 @@ int main(int argc, char** argv) {
   app.add_option("-s,--seconds", seconds, "the deadline for the whole line")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  services::add_backend_option(app, backend);
-  if (auto status = services::parse_command_line(app, argc, argv)) return *status;
-  return services::run_on_backend(backend, [&] { return ask_name(seconds); });
+  add_backend_option(app, backend);
+  if (auto status = parse_command_line(app, argc, argv)) return *status;
+  return run_on_backend(backend, [&] { return ask_name(seconds); });
 }

@@ -15,6 +15,7 @@
 #include "udp_relay/udp_relay.hpp"
 
 int main(int argc, char** argv) {
+  using namespace switchboard;
   using namespace switchboard::services;
   CLI::App app{"switchboard: coroutine network services on select, epoll or io_uring",
                "switchboard"};

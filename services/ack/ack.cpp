@@ -10,7 +10,7 @@
 #include <switchboard/net.hpp>
 #include <switchboard/time.hpp>
 
-#include "../common/log.hpp"
+#include <switchboard/log.hpp>
 #include "protocol.hpp"
 
 namespace switchboard::services::ack {

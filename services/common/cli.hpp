@@ -1,10 +1,6 @@
-// Command-line conventions shared by every subcommand (CLI11): the server and
-// client options, the exit-status table, and running a coroutine main on the
-// backend the user named.
-//
-// Exit status: 0 success; 1 failure (or a client timeout); 2 usage error;
-// 69 (EX_UNAVAILABLE) the named backend cannot be set up here; 128 + N a
-// second stop signal N cut the drain short.
+// The switchboard program's subcommands (CLI11): every server subcommand
+// takes the kit's options (switchboard/cli11.hpp), every client the client
+// options below; the exit statuses are the kit's (switchboard/program.hpp).
 #pragma once
 
 #include <cstdint>
@@ -14,16 +10,13 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <switchboard/cli11.hpp>
 #include <switchboard/net.hpp>
+#include <switchboard/program.hpp>
+#include <switchboard/server.hpp>
 #include <switchboard/task.hpp>
 
-#include "server.hpp"
-
 namespace switchboard::services {
-
-inline constexpr int exit_failure = 1;
-inline constexpr int exit_usage = 2;
-inline constexpr int exit_unavailable = 69;
 
 // A subcommand and what runs when the user picked it.
 struct command {
@@ -31,27 +24,6 @@ struct command {
   std::function<int()> run;
 };
 using command_list = std::vector<command>;
-
-// Parses the command line: nothing when the program should go on, else the
-// status to exit with (0 after --help or --version, 2 on a usage error).
-std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv);
-
-// A port option `name` into `port`, its current value shown as the default:
-// decimal digits from 0 to 65535 (see parse_port), else a usage error that
-// names the option, the range and what the user typed.
-CLI::Option* add_port_option(CLI::App& cmd, const std::string& name, std::uint16_t& port,
-                             const std::string& description);
-
-// A duration option given in (fractional, non-negative) seconds, its
-// current value shown as the default.
-CLI::Option* add_seconds(CLI::App& cmd, const std::string& name, milliseconds& target,
-                         const std::string& description);
-
-// --backend select|epoll|uring|io_uring|auto.
-void add_backend_option(CLI::App& cmd, std::string& backend);
-
-// --host, --port, --unix, --backend and the limits.
-void add_server_options(CLI::App& cmd, server_options& options, std::uint16_t default_port);
 
 struct client_options {
   std::string host = "127.0.0.1";
@@ -66,15 +38,6 @@ void add_client_options(CLI::App& cmd, client_options& options, std::uint16_t de
 
 // Connects to the server the client options name.
 task<result<stream>> connect_to_server(const client_options& options);
-
-// Raises the soft fd limit to the hard one and ignores SIGPIPE (every send
-// also carries MSG_NOSIGNAL: belt and braces).
-void prepare_process();
-
-// Sets up the backend named `backend` ("auto" picks the best and says why),
-// then runs `main` on it. Returns main's status, or 69 when the backend is
-// refused, or 1 when main throws.
-int run_on_backend(const std::string& backend, const std::function<task<int>()>& main);
 
 // Runs a client's `body` under its --timeout; "timed out" counts as failure.
 int run_client(const client_options& options, std::string_view name,

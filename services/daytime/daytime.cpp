@@ -9,8 +9,8 @@
 #include <switchboard/time.hpp>
 
 #include "../common/datagram_client.hpp"
-#include "../common/datagram_guard.hpp"
-#include "../common/log.hpp"
+#include <switchboard/datagram_guard.hpp>
+#include <switchboard/log.hpp>
 #include "protocol.hpp"
 
 namespace switchboard::services::daytime {

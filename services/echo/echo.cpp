@@ -11,7 +11,7 @@
 #include <switchboard/cancel.hpp>
 #include <switchboard/net.hpp>
 
-#include "../common/log.hpp"
+#include <switchboard/log.hpp>
 
 namespace switchboard::services::echo {
 namespace {

@@ -10,7 +10,7 @@
 #include <switchboard/cancel.hpp>
 #include <switchboard/when_any.hpp>
 
-#include "../common/log.hpp"
+#include <switchboard/log.hpp>
 #include "file_access.hpp"
 
 namespace switchboard::services::files {

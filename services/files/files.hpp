@@ -101,7 +101,7 @@
 #include <switchboard/task.hpp>
 
 #include "../common/cli.hpp"
-#include "../common/server.hpp"
+#include <switchboard/server.hpp>
 #include "cookie.hpp"
 #include "digest_service.hpp"
 

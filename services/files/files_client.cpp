@@ -6,7 +6,7 @@
 #include <limits>
 #include <vector>
 
-#include "../common/log.hpp"
+#include <switchboard/log.hpp>
 #include "files.hpp"
 #include "udp.hpp"
 

@@ -11,9 +11,9 @@
 
 #include <switchboard/time.hpp>
 
-#include "../common/datagram_guard.hpp"
-#include "../common/log.hpp"
-#include "../common/source_key.hpp"
+#include <switchboard/datagram_guard.hpp>
+#include <switchboard/log.hpp>
+#include <switchboard/source_key.hpp>
 #include "file_access.hpp"
 #include "udp.hpp"
 

@@ -16,9 +16,9 @@
 #include <switchboard/net.hpp>
 #include <switchboard/time.hpp>
 
-#include "../common/datagram_guard.hpp"
-#include "../common/server.hpp"
-#include "../common/source_key.hpp"
+#include <switchboard/datagram_guard.hpp>
+#include <switchboard/server.hpp>
+#include <switchboard/source_key.hpp>
 #include "protocol.hpp"
 
 namespace switchboard::services::guess {

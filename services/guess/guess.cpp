@@ -14,8 +14,8 @@
 #include <switchboard/net.hpp>
 #include <switchboard/time.hpp>
 
-#include "../common/datagram_guard.hpp"
-#include "../common/log.hpp"
+#include <switchboard/datagram_guard.hpp>
+#include <switchboard/log.hpp>
 #include "protocol.hpp"
 
 namespace switchboard::services::guess {

@@ -17,7 +17,7 @@
 #include <switchboard/task.hpp>
 
 #include "../common/cli.hpp"
-#include "../common/server.hpp"
+#include <switchboard/server.hpp>
 #include "games.hpp"
 
 namespace switchboard::services::guess {

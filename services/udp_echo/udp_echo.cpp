@@ -8,8 +8,8 @@
 #include <switchboard/time.hpp>
 
 #include "../common/datagram_client.hpp"
-#include "../common/datagram_guard.hpp"
-#include "../common/log.hpp"
+#include <switchboard/datagram_guard.hpp>
+#include <switchboard/log.hpp>
 #include "../echo/echo.hpp"
 
 namespace switchboard::services::udp_echo {

@@ -17,7 +17,7 @@
 #include <switchboard/task.hpp>
 
 #include "../common/cli.hpp"
-#include "../common/server.hpp"
+#include <switchboard/server.hpp>
 
 namespace switchboard::services::udp_echo {
 

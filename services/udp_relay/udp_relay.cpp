@@ -9,9 +9,9 @@
 #include <switchboard/net.hpp>
 #include <switchboard/time.hpp>
 
-#include "../common/log.hpp"
-#include "../common/port.hpp"
-#include "../common/server.hpp"
+#include <switchboard/log.hpp>
+#include <switchboard/port.hpp>
+#include <switchboard/server.hpp>
 
 namespace switchboard::services::udp_relay {
 namespace {

@@ -1,5 +1,5 @@
 // libFuzzer harness for the command-line port parser
-// (services/common/port.cpp), which every --port and --listen-port of the
+// (kit/src/port.cpp), which every --port and --listen-port of the
 // services and udp-relay's --target go through: the input is the text the
 // user typed.
 //
@@ -13,9 +13,9 @@
 #include <string>
 #include <string_view>
 
-#include "common/port.hpp"
+#include <switchboard/port.hpp>
 
-using switchboard::services::parse_port;
+using switchboard::parse_port;
 
 namespace {
 

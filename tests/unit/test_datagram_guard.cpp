@@ -2,10 +2,10 @@
 
 #include <string>
 
-#include "common/datagram_guard.hpp"
+#include <switchboard/datagram_guard.hpp>
 
 using namespace switchboard;
-using namespace switchboard::services;
+using namespace switchboard;
 using namespace std::chrono_literals;
 
 namespace {

@@ -6,9 +6,9 @@
 
 #include <string>
 
-#include "common/log.hpp"
+#include <switchboard/log.hpp>
 
-using namespace switchboard::services;
+using namespace switchboard;
 using namespace std::chrono_literals;
 
 namespace {

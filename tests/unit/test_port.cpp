@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "common/port.hpp"
+#include <switchboard/port.hpp>
 
-using switchboard::services::parse_port;
+using switchboard::parse_port;
 
 TEST_CASE("a port is decimal digits from 0 to 65535", "[port]") {
   CHECK(parse_port("0") == std::uint16_t{0});

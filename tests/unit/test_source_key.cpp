@@ -1,9 +1,9 @@
 #include <catch2/catch.hpp>
 
-#include "common/source_key.hpp"
+#include <switchboard/source_key.hpp>
 
 using namespace switchboard;
-using namespace switchboard::services;
+using namespace switchboard;
 
 namespace {
 source_key key(const char* host, std::uint16_t port = 40000) {

@@ -17,7 +17,7 @@
 #include <fmt/core.h>
 #include <switchboard/fmt.hpp>
 
-namespace switchboard::services {
+namespace switchboard {
 
 class log_sink {
  public:
@@ -113,4 +113,4 @@ class log_limiter {
   std::uint64_t skipped_ = 0;
 };
 
-}  // namespace switchboard::services
+}  // namespace switchboard

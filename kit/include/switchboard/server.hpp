@@ -18,7 +18,7 @@
 #include <switchboard/task.hpp>
 #include <switchboard/time.hpp>
 
-namespace switchboard::services {
+namespace switchboard {
 
 using std::chrono::milliseconds;
 
@@ -175,4 +175,4 @@ result<std::vector<endpoint>> listen_endpoints(const server_options& options);
 // "listening on 127.0.0.1:7007 (tcp, backend epoll)" and its udp/unix forms.
 void print_listening(const endpoint& where, std::string_view transport);
 
-}  // namespace switchboard::services
+}  // namespace switchboard

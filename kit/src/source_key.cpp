@@ -1,4 +1,4 @@
-#include "source_key.hpp"
+#include "switchboard/source_key.hpp"
 
 #include <arpa/inet.h>
 
@@ -7,7 +7,7 @@
 
 #include <fmt/format.h>
 
-namespace switchboard::services {
+namespace switchboard {
 namespace {
 
 // ::ffff:0:0/96 carries an IPv4 address in its last 32 bits (RFC 4291 §2.5.5.2).
@@ -88,4 +88,4 @@ std::size_t source_counts::held_by(const source_key& key) const {
   return found == held_.end() ? 0 : found->second;
 }
 
-}  // namespace switchboard::services
+}  // namespace switchboard

@@ -13,7 +13,7 @@
 
 #include <switchboard/net.hpp>
 
-namespace switchboard::services {
+namespace switchboard {
 
 class source_key {
  public:
@@ -59,4 +59,4 @@ class source_counts {
   std::unordered_map<source_key, std::size_t, source_key_hash> held_;
 };
 
-}  // namespace switchboard::services
+}  // namespace switchboard

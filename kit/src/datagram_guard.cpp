@@ -1,10 +1,10 @@
-#include "datagram_guard.hpp"
+#include "switchboard/datagram_guard.hpp"
 
 #include <algorithm>
 #include <chrono>
 #include <string_view>
 
-namespace switchboard::services {
+namespace switchboard {
 namespace {
 constexpr std::uint16_t lowest_client_port = 1024;
 constexpr double least_burst = 50;
@@ -66,4 +66,4 @@ bool datagram_guard::allow(const endpoint& source, clock::time_point now) {
   return true;
 }
 
-}  // namespace switchboard::services
+}  // namespace switchboard

@@ -1,4 +1,4 @@
-#include "server.hpp"
+#include "switchboard/server.hpp"
 
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -11,10 +11,10 @@
 #include <switchboard/cancel.hpp>
 #include <switchboard/signal.hpp>
 
-#include "log.hpp"
-#include "source_key.hpp"
+#include "switchboard/log.hpp"
+#include "switchboard/source_key.hpp"
 
-namespace switchboard::services {
+namespace switchboard {
 namespace {
 
 using namespace std::chrono_literals;
@@ -374,4 +374,4 @@ task<int> serve_datagram(server_state& server, datagram_fn serve) {
   co_return 0;
 }
 
-}  // namespace switchboard::services
+}  // namespace switchboard

@@ -1,4 +1,4 @@
-#include "log.hpp"
+#include "switchboard/log.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -10,7 +10,7 @@
 #include <cerrno>
 #include <string>
 
-namespace switchboard::services {
+namespace switchboard {
 
 log_sink::~log_sink() {
   if (own_fd_ >= 0) ::close(own_fd_);
@@ -117,4 +117,4 @@ log_sink& diagnostics() {
   return sink;
 }
 
-}  // namespace switchboard::services
+}  // namespace switchboard

@@ -1,8 +1,8 @@
-#include "port.hpp"
+#include "switchboard/port.hpp"
 
 #include <charconv>
 
-namespace switchboard::services {
+namespace switchboard {
 
 std::optional<std::uint16_t> parse_port(std::string_view text) {
   // For an unsigned type from_chars takes digits only: no sign, no leading
@@ -14,4 +14,4 @@ std::optional<std::uint16_t> parse_port(std::string_view text) {
   return port;
 }
 
-}  // namespace switchboard::services
+}  // namespace switchboard

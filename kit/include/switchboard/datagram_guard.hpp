@@ -21,9 +21,9 @@
 #include <switchboard/net.hpp>
 #include <switchboard/time.hpp>
 
-#include "source_key.hpp"
+#include "switchboard/source_key.hpp"
 
-namespace switchboard::services {
+namespace switchboard {
 
 // Hashes an endpoint (address and port) for the tables datagram servers keep per source.
 struct endpoint_hash {
@@ -74,4 +74,4 @@ class datagram_guard {
   std::uint64_t examined_ = 0;
 };
 
-}  // namespace switchboard::services
+}  // namespace switchboard
