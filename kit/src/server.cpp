@@ -262,6 +262,28 @@ counted<detail::transfer_operation> connection::send_file(int file_fd, std::int6
   return op;
 }
 
+template <class Read>
+task<result<std::string_view>> connection::read_frame(Read read) {
+  if (input_.pending().empty()) {
+    auto first = co_await input_.read_more();  // idle time until a byte comes
+    if (!first) co_return first.error();
+    if (*first == 0) co_return read_errc::end_of_stream;
+  }
+  const bool began_here = !request_deadline_;
+  begin_request();
+  auto frame = co_await read(input_);
+  if (began_here) end_request();
+  co_return frame;
+}
+
+task<result<std::string_view>> connection::read_line(std::size_t max) {
+  return read_frame([max](reader<connection>& in) { return in.read_line(max); });
+}
+
+task<result<std::string_view>> connection::read_until(std::string_view delimiter, std::size_t max) {
+  return read_frame([delimiter, max](reader<connection>& in) { return in.read_until(delimiter, max); });
+}
+
 void connection::begin_request() {
   if (!request_deadline_) request_deadline_ = deadline_after(server_.options.limit.request_timeout);
 }
@@ -329,10 +351,11 @@ task<int> serve_stream(server_state& server, session_fn session) {
 
   task_group watchers;
   watchers.spawn(exit_on_second_signal(signals, server), "signal watcher");
-  auto drained = connections.join();
+  auto drain = connections.join();
   // 0 means no limit, as for every timeout (with_timeout(0) would expire at once).
-  if (server.options.limit.drain_timeout.count() > 0) drained.limit_for(server.options.limit.drain_timeout);
-  if (!co_await drained) {
+  if (server.options.limit.drain_timeout.count() > 0) drain.limit_for(server.options.limit.drain_timeout);
+  const bool drained = co_await drain;
+  if (!drained) {
     notice("{}: drain timeout: cancelling {} connections", server.service, connections.size());
     connections.cancel();
     co_await connections.join();

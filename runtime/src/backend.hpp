@@ -26,7 +26,7 @@
 //    coroutine cannot finish while it is suspended on an operation; shutdown
 //    cancels everything and keeps reaping until nothing is in flight.
 // Therefore the record, the buffer and the fd outlive the kernel's interest.
-// tests/backend/ tries to break each of these on every backend.
+// tests/runtime/ tries to break each of these on every backend.
 #pragma once
 
 #include <chrono>

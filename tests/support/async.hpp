@@ -6,7 +6,7 @@
 #include <switchboard/runtime.hpp>
 #include <switchboard/task.hpp>
 
-#include "common/process.hpp"
+#include "process.hpp"
 
 namespace switchboard::testing {
 
@@ -43,7 +43,7 @@ std::string backend_name();
 void run_async(task<void> body, std::chrono::milliseconds limit = std::chrono::seconds(20),
                runtime_options options = {});
 
-using namespace services;  // child_process, run_command, temp_dir, ...
+using namespace tools;  // child_process, run_command, temp_dir, ...
 // The switchboard program under test.
 inline std::string program() { return program_from_env("SWITCHBOARD_BIN"); }
 inline std::string helper(const char* env_name) { return program_from_env(env_name); }

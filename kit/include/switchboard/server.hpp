@@ -14,6 +14,7 @@
 
 #include <switchboard/buffer.hpp>
 #include <switchboard/net.hpp>
+#include <switchboard/reader.hpp>
 #include <switchboard/runtime.hpp>
 #include <switchboard/task.hpp>
 #include <switchboard/time.hpp>
@@ -119,6 +120,17 @@ class connection {
   // copying them (stream::send_file), under the send timeout.
   counted<detail::transfer_operation> send_file(int file_fd, std::int64_t offset, std::size_t count);
 
+  // Buffered reading (switchboard/reader.hpp) under the connection's limits:
+  // the wait for a frame's first byte is idle time, and from that byte on
+  // the frame is one request, complete within the request timeout however
+  // slowly it drips in (unless the session began a longer request itself).
+  // read_errc::end_of_stream when the client closed between frames.
+  task<result<std::string_view>> read_line(std::size_t max);
+  task<result<std::string_view>> read_until(std::string_view delimiter, std::size_t max);
+  // The connection's reader, for what the framed reads above do not cover
+  // (pending bytes after an error, counted parts, a caller's own framing).
+  reader<connection>& input() noexcept { return input_; }
+
   // A request began (its first byte arrived): it must be complete within the
   // request timeout, however slowly the bytes drip in.
   void begin_request();
@@ -140,6 +152,9 @@ class connection {
   server_state& server() noexcept { return server_; }
 
  private:
+  // Reads one frame with `read` under the request timeout from its first byte.
+  template <class Read>
+  task<result<std::string_view>> read_frame(Read read);
   // Reads may wait the idle timeout for a byte, and no longer than the request deadline.
   void limit_read(detail::operation& op) const;
   void limit_send(detail::operation& op) const;
@@ -147,6 +162,7 @@ class connection {
   server_state& server_;
   std::optional<clock::time_point> request_deadline_;
   bool failed_ = false;  // a read or write ended in an error or a timeout
+  reader<connection> input_{*this};
 };
 
 using session_fn = std::function<task<void>(connection&)>;

@@ -136,7 +136,9 @@ class task_group {
 
   struct join_operation : event::wait_operation {
     // True once the group is empty; false when a deadline on the join
-    // (with_timeout) came first: `if (!co_await with_timeout(5s, g.join()))`.
+    // (with_timeout) came first:
+    //   const bool joined = co_await with_timeout(5s, group.join());
+    // (not `if (!co_await ...)`: g++ 12 miscompiles a unary operator on a co_await).
     bool await_resume() const noexcept { return res == 0; }
   };
   // Waits until the group is empty, even when the waiting task is cancelled

@@ -94,6 +94,11 @@ class reader {
     co_return frame;
   }
 
+  // Reads what the source has now (at least one byte; 0 at EOF) after the
+  // pending bytes, the buffer growing by at most 4 KiB for it: for framing
+  // a caller does itself (a message ended by a lull: with_timeout on this).
+  task<result<std::size_t>> read_more() { return fill(pending().size() + 4096); }
+
   // Bytes read from the source and not returned yet.
   std::string_view pending() const noexcept {
     return std::string_view(buffer_).substr(start_, end_ - start_);

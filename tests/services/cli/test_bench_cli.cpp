@@ -1,0 +1,65 @@
+// switchboard bench end to end, at its smallest: one backend, one scenario,
+// one short run (built only with bench/, whose load generator it drives).
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "../../support/async.hpp"
+
+using namespace switchboard::testing;
+
+namespace {
+// The words of the table row that starts with `start` (server and scenario);
+// none when there is no such row.
+std::vector<std::string> row_columns(const std::string& table, const std::string& start) {
+  const auto at = table.find(start);
+  if (at == std::string::npos) return {};
+  std::istringstream row(table.substr(at, table.find('\n', at) - at));
+  std::vector<std::string> columns;
+  for (std::string w; row >> w;) columns.push_back(w);
+  return columns;
+}
+}  // namespace
+
+TEST_CASE("bench --quick on one backend and scenario prints the table and exits 0", "[cli][bench]") {
+  auto r = run_command({program(), "bench", "--quick", "--seconds", "1", "--backends", "epoll",
+                        "--scenarios", "50x64"},
+                       60s);
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  CHECK(r.out.find("CPU us/RT") != std::string::npos);
+  // One row with a measured rate: "switchboard-epoll  50x64  <digits>".
+  const auto row = row_columns(r.out, "switchboard-epoll  50x64");
+  REQUIRE(row.size() >= 3);
+  CHECK(std::isdigit(static_cast<unsigned char>(row[2][0])));
+  CHECK(r.out.find("errors") != std::string::npos);
+}
+
+TEST_CASE("bench rejects an unknown scenario with status 2", "[cli][bench]") {
+  auto r = run_command({program(), "bench", "--scenarios", "3x3"}, 20s);
+  CHECK(r.status == 2);
+  CHECK(r.err.find("unknown scenario '3x3'") != std::string::npos);
+}
+
+TEST_CASE("bench counts instructions per round trip under callgrind, or says why it cannot", "[cli][bench]") {
+  auto r = run_command({program(), "bench", "--backends", "epoll", "--scenarios", "instructions", "--pairs", "1"},
+                       90s);
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  CHECK(r.out.find("instr/RT") != std::string::npos);
+  // server, scenario, six traffic and memory columns left empty, then instr/RT.
+  const auto row = row_columns(r.out, "switchboard-epoll  instructions");
+  REQUIRE(row.size() >= 9);
+  CHECK(row[2] == "-");
+  const std::string& instructions = row[8];
+  INFO(instructions);
+  if (instructions == "n/a") {
+    CHECK(r.out.find("valgrind --tool=callgrind does not run here") != std::string::npos);
+  } else {
+    CHECK(std::all_of(instructions.begin(), instructions.end(), [](unsigned char c) { return std::isdigit(c) != 0; }));
+  }
+}

@@ -1,0 +1,258 @@
+// The benchmark driver's pure logic: options, the figures it reads from the
+// load generator and the counters, medians and ratios, targets, table, plot.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "bench/bench_core.hpp"
+
+using namespace switchboard::tools::bench;
+
+namespace {
+constexpr double no_figure = std::numeric_limits<double>::quiet_NaN();
+
+resolved parse(std::vector<std::string> args) {
+  CLI::App app;
+  raw_options raw;
+  add_options(app, raw);
+  std::reverse(args.begin(), args.end());  // CLI11 takes them last first
+  app.parse(args);
+  return resolve(raw);
+}
+
+std::size_t count(const std::string& text, const std::string& needle) {
+  std::size_t n = 0;
+  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+}  // namespace
+
+TEST_CASE("bench options: defaults, --quick, lists and their errors", "[bench]") {
+  auto plain = parse({});
+  REQUIRE(plain.ok());
+  CHECK(plain.opts.backends == std::vector<std::string>{"select", "epoll", "uring"});
+  CHECK(plain.opts.scenarios.size() == scenario_catalogue().size());
+  CHECK(plain.opts.seconds == 3);
+  CHECK(plain.opts.pairs == 3);
+
+  auto quick = parse({"--quick"});
+  REQUIRE(quick.ok());
+  CHECK(quick.opts.seconds == 1);
+  CHECK(quick.opts.pairs == 1);
+  CHECK(quick.opts.scenarios.size() < plain.opts.scenarios.size());
+
+  auto chosen = parse({"--quick", "--seconds", "2", "--pairs", "5", "--backends", "io_uring,epoll,epoll",
+                       "--scenarios", "50x64,,memory", "--with-baselines", "--plot", "x.svg"});
+  REQUIRE(chosen.ok());
+  CHECK(chosen.opts.seconds == 2);
+  CHECK(chosen.opts.pairs == 5);
+  CHECK(chosen.opts.backends == std::vector<std::string>{"uring", "epoll"});
+  CHECK(chosen.opts.scenarios == std::vector<std::string>{"50x64", "memory"});
+  CHECK(parse({"--scenarios", "instructions"}).opts.scenarios == std::vector<std::string>{"instructions"});
+  CHECK(chosen.opts.with_baselines);
+  CHECK(chosen.opts.plot == "x.svg");
+
+  CHECK(parse({"--backends", "kqueue"}).error.find("kqueue") != std::string::npos);
+  CHECK(parse({"--backends", ","}).error.find("no backend") != std::string::npos);
+  CHECK(parse({"--scenarios", "7x64"}).error.find("7x64") != std::string::npos);
+  CHECK_THROWS_AS(parse({"--pairs", "0"}), CLI::ValidationError);
+}
+
+TEST_CASE("bench servers: switchboard per backend, then the baselines; iterative only where it answers", "[bench]") {
+  auto alone = servers_for({"epoll"}, false);
+  REQUIRE(alone.size() == 1);
+  CHECK(alone[0].name == "switchboard-epoll");
+  CHECK(alone[0].backend == "epoll");
+
+  auto all = servers_for({"select", "uring"}, true);
+  std::vector<std::string> names;
+  for (const auto& s : all) names.push_back(s.name);
+  CHECK(names == std::vector<std::string>{"switchboard-select", "switchboard-uring", "echo-select", "echo-uring",
+                                          "echo-asio", "echo-threads", "echo-fork", "echo-iterative"});
+  const auto& iterative = all.back();
+  CHECK(runs_in(iterative, *find_scenario("1x64")));
+  CHECK(runs_in(iterative, *find_scenario("2x64")));
+  CHECK_FALSE(runs_in(iterative, *find_scenario("50x64")));
+  CHECK_FALSE(runs_in(iterative, *find_scenario("memory")));
+  CHECK(runs_in(all[0], *find_scenario("memory")));
+  const auto& fork = all[all.size() - 2];
+  REQUIRE(fork.name == "echo-fork");
+  CHECK(runs_in(fork, *find_scenario("50x64")));
+  CHECK_FALSE(runs_in(fork, *find_scenario("instructions")));
+  CHECK(runs_in(all[0], *find_scenario("instructions")));
+}
+
+TEST_CASE("bench reads the load generator's line and adds up several generators", "[bench]") {
+  const std::string out =
+      "noise\nrps=170982.0 mbps=21.9 p50_us=269.3 p90_us=431.1 p99_us=526.3 p999_us=1249.3 max_us=2686.1 "
+      "mean_us=292.2 round_trips=341964 errors=2 connect_errors=0 io_errors=2 verify_errors=0 connections=50 "
+      "idle=7 size=64 pipeline=1 rate=0.0 seconds=2.00\n";
+  auto f = parse_loadgen_output(out);
+  REQUIRE(f);
+  CHECK(f->rps == Approx(170982.0));
+  CHECK(f->p50_us == Approx(269.3));
+  CHECK(f->p99_us == Approx(526.3));
+  CHECK(f->round_trips == 341964);
+  CHECK(f->errors == 2);
+  CHECK(f->connections == 57);
+
+  CHECK_FALSE(parse_loadgen_output("ready connections=10\n"));
+  CHECK_FALSE(parse_loadgen_output("rps=1.0 p50_us=2\n"));           // keys missing
+  CHECK_FALSE(parse_loadgen_output(out.substr(0, out.find("p50_us")) + "p50_us=x p99_us=1 round_trips=1 errors=0 "
+                                                                      "connections=1 idle=0\n"));
+
+  load_figures a{100, 10, 50, 200, 0, 25};
+  load_figures b{150, 12, 40, 300, 1, 25};
+  auto sum = combine({a, b});
+  CHECK(sum.rps == 250);
+  CHECK(sum.p50_us == 12);
+  CHECK(sum.p99_us == 50);
+  CHECK(sum.round_trips == 500);
+  CHECK(sum.errors == 1);
+  CHECK(sum.connections == 50);
+
+  auto kv = parse_key_values("a=1  b=x=y =z c");
+  CHECK(kv.size() == 2);
+  CHECK(kv["b"] == "x=y");
+}
+
+TEST_CASE("bench reads CPU ticks, perf and strace counts", "[bench]") {
+  // A command name with a space and a parenthesis; utime..cstime = 11 22 33 44.
+  const std::string stat = "4242 (echo (x) y) S 1 4242 4242 0 -1 4194560 100 0 0 0 11 22 33 44 20 0 1 0 5 6 7";
+  CHECK(parse_cpu_ticks(stat) == std::optional<std::uint64_t>(110));
+  CHECK_FALSE(parse_cpu_ticks("4242 (short) S 1 2"));
+  CHECK_FALSE(parse_cpu_ticks("no parenthesis"));
+
+  CHECK(parse_perf_count("123456,,raw_syscalls:sys_enter,2003456789,100.00,,\n") ==
+        std::optional<std::uint64_t>(123456));
+  CHECK_FALSE(parse_perf_count("<not counted>,,raw_syscalls:sys_enter,0,0.00,,\n"));
+  CHECK_FALSE(parse_perf_count("nothing here\n"));
+
+  const std::string strace =
+      "% time     seconds  usecs/call     calls    errors syscall\n"
+      "------ ----------- ----------- --------- --------- ----------------\n"
+      " 60.00    0.000600           1       400           epoll_wait\n"
+      " 40.00    0.000400           1       412        12 recvfrom\n"
+      "------ ----------- ----------- --------- --------- ----------------\n"
+      "100.00    0.001000           1       812        12 total\n";
+  CHECK(parse_strace_total(strace) == std::optional<std::uint64_t>(812));
+  CHECK(parse_strace_total("100.00    0.001000           1       7 total\n") == std::optional<std::uint64_t>(7));
+  CHECK_FALSE(parse_strace_total("strace: attach: ptrace(PTRACE_SEIZE, 1): Operation not permitted\n"));
+}
+
+TEST_CASE("bench reads callgrind's instruction total and takes the N to 2N difference", "[bench]") {
+  const std::string file =
+      "# callgrind format\nversion: 1\ncreator: callgrind-3.19.0\npid: 6618\ncmd:  ./echo-uring --port 0\n"
+      "part: 1\n\ndesc: Trigger: Program termination\n\npositions: line\nevents: Ir\nsummary: 198103\n\n"
+      "ob=(1) /usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2\nfn=(1) 0x000000000001d100\n0 3\n\n"
+      "totals: 198103\n";
+  CHECK(parse_callgrind_total(file) == std::optional<std::uint64_t>(198103));
+  CHECK(parse_callgrind_total("events: Ir Dr\ntotals: 500 200\n") == std::optional<std::uint64_t>(500));
+  CHECK_FALSE(parse_callgrind_total("events: Ir\n"));  // cut off before the totals
+  CHECK_FALSE(parse_callgrind_total("summary: many\n"));
+  CHECK_FALSE(parse_callgrind_total(""));
+
+  // 2,000 more round trips cost 9,000,000 more instructions.
+  CHECK(instructions_per_rt(1'000'000 + 9'000'000, 1'000'000 + 18'000'000, 2000) == std::optional<double>(4500));
+  CHECK_FALSE(instructions_per_rt(5000, 5000, 2000));  // the longer run cannot cost nothing more
+  CHECK_FALSE(instructions_per_rt(6000, 5000, 2000));
+  CHECK_FALSE(instructions_per_rt(1000, 5000, 0));
+}
+
+TEST_CASE("bench medians and paired ratios skip runs without a figure", "[bench]") {
+  CHECK(median({3, 1, 2}) == std::optional<double>(2));
+  CHECK(median({4, 1, 3, 2}) == std::optional<double>(2.5));
+  CHECK(median({no_figure, 5, no_figure}) == std::optional<double>(5));
+  CHECK_FALSE(median({}));
+  CHECK_FALSE(median({no_figure}));
+
+  // Per pair 0.5, 2 (pair 2 dropped: no baseline figure), 1.
+  CHECK(paired_ratio({1, 4, 7, 3}, {2, 2, no_figure, 3}) == std::optional<double>(1));
+  CHECK_FALSE(paired_ratio({1}, {0}));
+}
+
+namespace {
+std::vector<cell> sample_cells() {
+  auto make = [](std::string server, std::string scen) {
+    cell c;
+    c.server = std::move(server);
+    c.scenario = std::move(scen);
+    c.rps = c.p50_us = c.p99_us = c.cpu_us_per_rt = c.bytes_per_conn = {no_figure, no_figure, no_figure};
+    return c;
+  };
+  std::vector<cell> cells;
+  cells.push_back(make("switchboard-epoll", "500x64"));
+  cells.back().rps = {90, 100, 95};
+  cells.back().syscalls_per_rt = 2.1;
+  cells.push_back(make("echo-epoll", "500x64"));
+  cells.back().rps = {100, 100, 100};
+  cells.push_back(make("echo-asio", "500x64"));
+  cells.back().rps = {80, 80, 80};
+  cells.push_back(make("switchboard-epoll", "paced"));
+  cells.back().rps = {50, 50, 50};
+  cells.back().cpu_us_per_rt = {10, 10, 10};
+  cells.push_back(make("echo-epoll", "paced"));
+  cells.back().rps = {50, 50, 50};
+  cells.back().cpu_us_per_rt = {9, 8, 10};
+  cells.push_back(make("switchboard-uring", "500x64"));
+  cells.back().rps = {120, 120, 120};
+  cells.back().syscalls_per_rt = 0.5;
+  cells.back().note = "a note";
+  cells.push_back(make("switchboard-uring", "memory"));
+  cells.back().bytes_per_conn = {1500, 1600, 1700};
+  cells.push_back(make("switchboard-epoll", "instructions"));
+  cells.back().instructions_per_rt = {5200, 5100, 5150};
+  cells.push_back(make("echo-epoll", "instructions"));
+  cells.back().instructions_per_rt = {4000, 4000, 4000};
+  return cells;
+}
+}  // namespace
+
+TEST_CASE("bench table: medians, ratios to the same mechanism's loop, n/a where nothing was measured", "[bench]") {
+  const auto rows = summarize(sample_cells(), servers_for({"epoll", "uring"}, true));
+  REQUIRE(rows.size() == 9);
+  CHECK(rows[0].rps == std::optional<double>(95));
+  CHECK(rows[0].ratio == Approx(0.95));
+  CHECK_FALSE(rows[1].ratio);                  // the loop itself
+  CHECK(rows[3].ratio == Approx(10.0 / 9.0));  // paced: CPU per round trip
+  CHECK_FALSE(rows[5].ratio);                  // no echo-uring figures
+  CHECK(rows[6].bytes_per_conn == std::optional<double>(1600));
+  CHECK(rows[7].instructions_per_rt == std::optional<double>(5150));
+  CHECK(rows[7].ratio == Approx(5150.0 / 4000.0));  // counted: instructions per round trip
+  CHECK_FALSE(rows[7].rps);
+
+  const std::string table = format_table(rows);
+  CHECK(table.rfind("server", 0) == 0);
+  CHECK(count(table, "\n") == 10);
+  CHECK(table.find("n/a") != std::string::npos);  // echo-asio has no p50
+  CHECK(table.find("(a note)") != std::string::npos);
+  CHECK(table.find("1600") != std::string::npos);
+  CHECK(table.find("instr/RT") != std::string::npos);
+  CHECK(table.find("5150") != std::string::npos);
+  CHECK(table.find("1.29") != std::string::npos);
+
+  const auto lines = judge_targets(rows);
+  auto has = [&](const std::string& needle) {
+    return std::any_of(lines.begin(), lines.end(), [&](const std::string& l) { return l.find(needle) != std::string::npos; });
+  };
+  CHECK(has("target met: switchboard-epoll rps at 500x64 is 0.95x echo-epoll"));
+  CHECK(has("target MISSED: switchboard-epoll CPU per round trip at the paced rate is 1.11x echo-epoll"));
+  CHECK(has("target met: best backend switchboard-uring at 500x64 is 1.50x echo-asio"));
+  CHECK(has("target met: switchboard-epoll ahead of echo-asio at 500x64"));
+  CHECK(has("target MISSED: switchboard-uring makes 0.50 syscalls per round trip at 500x64"));
+  CHECK(has("target met: switchboard-uring holds 1600 B per idle connection"));
+  CHECK(lines.size() == 6);
+}
+
+TEST_CASE("bench plot: one bar per server and unpaced scenario, a legend entry per server", "[bench]") {
+  const auto rows = summarize(sample_cells(), servers_for({"epoll", "uring"}, true));
+  const std::string svg = svg_chart(rows);
+  CHECK(svg.rfind("<svg xmlns=\"http://www.w3.org/2000/svg\"", 0) == 0);
+  CHECK(svg.find("</svg>") != std::string::npos);
+  CHECK(count(svg, "<title>") == 4);  // 500x64 for four servers; paced and memory not plotted
+  CHECK(svg.find("switchboard-uring 500x64: 120 rps") != std::string::npos);
+  CHECK(count(svg, "width=\"10\" height=\"10\"") == 4);
+  CHECK(svg.find(">paced<") == std::string::npos);
+}

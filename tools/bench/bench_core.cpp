@@ -1,0 +1,472 @@
+#include "bench_core.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <sstream>
+
+#include <fmt/format.h>
+
+namespace switchboard::tools::bench {
+namespace {
+
+bool known_backend(std::string_view name) {
+  return name == "select" || name == "epoll" || name == "uring";
+}
+
+// Scenarios --quick runs when none are named: one of each kind, all short.
+const std::vector<std::string> quick_scenarios{"50x64", "500x64", "50x16k", "paced", "memory"};
+
+std::optional<std::uint64_t> to_count(std::string_view text) {
+  std::uint64_t value = 0;
+  bool any = false;
+  for (char c : text) {
+    if (c == ',' || c == '.') continue;  // perf may group digits
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + static_cast<std::uint64_t>(c - '0');
+    any = true;
+  }
+  return any ? std::optional(value) : std::nullopt;
+}
+
+std::vector<std::string> words(std::string_view line) {
+  std::istringstream in{std::string(line)};
+  std::vector<std::string> out;
+  for (std::string w; in >> w;) out.push_back(w);
+  return out;
+}
+
+std::string show(const std::optional<double>& v, int decimals) {
+  return v ? fmt::format("{:.{}f}", *v, decimals) : "n/a";
+}
+
+const row* find_row(const std::vector<row>& rows, std::string_view server, std::string_view scen) {
+  for (const row& r : rows) {
+    if (r.server == server && r.scenario == scen) return &r;
+  }
+  return nullptr;
+}
+
+std::string verdict(bool met) { return met ? "target met: " : "target MISSED: "; }
+
+}  // namespace
+
+const std::vector<scenario>& scenario_catalogue() {
+  static const std::vector<scenario> all{
+      {"1x64", 1, 64, 0, 0, false, 0, "one connection, 64-byte ping-pong: pure round-trip latency"},
+      {"2x64", 2, 64, 0, 0, false, 0, "two connections: the iterative server's lunch problem"},
+      {"50x64", 50, 64, 0, 0, false, 0, "50 connections x 64 B: the mechanism's cost per event"},
+      {"500x64", 500, 64, 0, 0, false, 0, "500 connections x 64 B: many ready descriptors per wait"},
+      {"5000x64", 5000, 64, 0, 0, false, 0, "5,000 connections x 64 B: beyond select's FD_SETSIZE"},
+      {"50x16k", 50, 16384, 0, 0, false, 0, "50 connections x 16 KiB: copying and partial reads/writes"},
+      {"50+5000idle", 50, 64, 5000, 0, false, 0, "50 active beside 5,000 idle: what an idle crowd costs"},
+      {"paced", 50, 64, 0, 50000, false, 0, "50 connections at a fixed 50,000 round trips/s: server CPU per round trip"},
+      {"memory", 10000, 64, 0, 0, true, 0, "10,000 idle connections held: server RSS growth per connection"},
+      {"instructions", 50, 64, 0, 0, false, 2000,
+       "50 connections x 64 B, 2,000 then 4,000 round trips under callgrind: server instructions per round trip"},
+  };
+  return all;
+}
+
+const scenario* find_scenario(std::string_view name) {
+  for (const scenario& s : scenario_catalogue()) {
+    if (s.name == name) return &s;
+  }
+  return nullptr;
+}
+
+std::vector<server_spec> servers_for(const std::vector<std::string>& backends, bool with_baselines) {
+  std::vector<server_spec> out;
+  for (const std::string& b : backends) out.push_back({"switchboard-" + b, b, b, false, false});
+  if (!with_baselines) return out;
+  for (const std::string& b : backends) out.push_back({"echo-" + b, "", b, false, false});
+  for (const char* other : {"echo-asio", "echo-threads"}) out.push_back({other, "", "", false, false});
+  out.push_back({"echo-fork", "", "", false, true});
+  out.push_back({"echo-iterative", "", "", true, false});
+  return out;
+}
+
+bool runs_in(const server_spec& server, const scenario& s) {
+  if (server.forks && s.counted_round_trips > 0) return false;
+  return !server.iterative || (!s.hold && s.idle == 0 && s.connections <= 2);
+}
+
+void add_options(CLI::App& cmd, raw_options& raw) {
+  cmd.add_option("--backends", raw.backends, "switchboard backends to measure, comma-separated")
+      ->capture_default_str();
+  std::string names;
+  for (const scenario& s : scenario_catalogue()) names += (names.empty() ? "" : ",") + s.name;
+  cmd.add_option("--scenarios", raw.scenarios, "comma-separated, from " + names + " (default: all)");
+  cmd.add_option("--seconds", raw.seconds, "measured seconds per run (default 3, quick 1)")
+      ->check(CLI::Range(0.2, 600.0));
+  cmd.add_option("--pairs", raw.pairs, "alternating rounds over all servers; medians over them (default 3, quick 1)")
+      ->check(CLI::Range(1, 99));
+  cmd.add_flag("--with-baselines", raw.with_baselines,
+               "also the hand-written loops, Asio, thread- and process-per-connection and iterative");
+  cmd.add_option("--plot", raw.plot, "write an SVG bar chart of rps per server and scenario");
+  cmd.add_flag("--quick", raw.quick, "a short version (" + fmt::format("{}", fmt::join(quick_scenarios, ",")) +
+                                         ", 1 s, 1 pair) for ./dev run");
+}
+
+std::vector<std::string> split_list(std::string_view text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t comma = std::min(text.find(',', start), text.size());
+    if (comma > start) out.emplace_back(text.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return out;
+}
+
+resolved resolve(const raw_options& raw) {
+  resolved r;
+  options& o = r.opts;
+  o.quick = raw.quick;
+  o.with_baselines = raw.with_baselines;
+  o.plot = raw.plot;
+  o.seconds = raw.seconds.value_or(raw.quick ? 1.0 : 3.0);
+  o.pairs = raw.pairs.value_or(raw.quick ? 1 : 3);
+  o.backends.clear();
+  for (std::string& b : split_list(raw.backends)) {
+    if (b == "io_uring") b = "uring";
+    if (!known_backend(b)) {
+      r.error = "unknown backend '" + b + "' (select, epoll, uring)";
+      return r;
+    }
+    if (std::find(o.backends.begin(), o.backends.end(), b) == o.backends.end()) o.backends.push_back(b);
+  }
+  if (o.backends.empty()) {
+    r.error = "--backends names no backend";
+    return r;
+  }
+  if (raw.scenarios.empty()) {
+    if (raw.quick) {
+      o.scenarios = quick_scenarios;
+    } else {
+      for (const scenario& s : scenario_catalogue()) o.scenarios.push_back(s.name);
+    }
+    return r;
+  }
+  for (const std::string& name : split_list(raw.scenarios)) {
+    if (!find_scenario(name)) {
+      r.error = "unknown scenario '" + name + "'";
+      return r;
+    }
+    if (std::find(o.scenarios.begin(), o.scenarios.end(), name) == o.scenarios.end()) {
+      o.scenarios.push_back(name);
+    }
+  }
+  if (o.scenarios.empty()) r.error = "--scenarios names no scenario";
+  return r;
+}
+
+std::map<std::string, std::string> parse_key_values(std::string_view line) {
+  std::map<std::string, std::string> out;
+  for (const std::string& w : words(line)) {
+    const auto eq = w.find('=');
+    if (eq != std::string::npos && eq > 0) out[w.substr(0, eq)] = w.substr(eq + 1);
+  }
+  return out;
+}
+
+std::optional<load_figures> parse_loadgen_output(std::string_view out) {
+  std::optional<load_figures> found;
+  std::istringstream lines{std::string(out)};
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("rps=", 0) != 0) continue;
+    auto kv = parse_key_values(line);
+    try {
+      load_figures f;
+      f.rps = std::stod(kv.at("rps"));
+      f.p50_us = std::stod(kv.at("p50_us"));
+      f.p99_us = std::stod(kv.at("p99_us"));
+      f.round_trips = std::stoull(kv.at("round_trips"));
+      f.errors = std::stoull(kv.at("errors"));
+      f.connections = std::stoull(kv.at("connections")) + std::stoull(kv.at("idle"));
+      found = f;
+    } catch (const std::exception&) {  // a key missing or not a number
+      return std::nullopt;
+    }
+  }
+  return found;
+}
+
+load_figures combine(const std::vector<load_figures>& parts) {
+  load_figures sum;
+  for (const load_figures& p : parts) {
+    sum.rps += p.rps;
+    sum.p50_us = std::max(sum.p50_us, p.p50_us);
+    sum.p99_us = std::max(sum.p99_us, p.p99_us);
+    sum.round_trips += p.round_trips;
+    sum.errors += p.errors;
+    sum.connections += p.connections;
+  }
+  return sum;
+}
+
+std::optional<std::uint64_t> parse_cpu_ticks(std::string_view stat) {
+  // The command name may hold spaces and parentheses: fields follow the last ')'.
+  const auto paren = stat.rfind(')');
+  if (paren == std::string_view::npos) return std::nullopt;
+  const auto fields = words(stat.substr(paren + 1));
+  // fields[0] is field 3 (state); utime..cstime are fields 14..17.
+  if (fields.size() < 15) return std::nullopt;
+  std::uint64_t total = 0;
+  for (std::size_t i = 11; i <= 14; ++i) {
+    auto v = to_count(fields[i]);
+    if (!v) return std::nullopt;
+    total += *v;
+  }
+  return total;
+}
+
+std::optional<std::uint64_t> parse_perf_count(std::string_view out) {
+  std::istringstream lines{std::string(out)};
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("raw_syscalls:sys_enter") == std::string::npos) continue;
+    return to_count(line.substr(0, line.find(',')));
+  }
+  return std::nullopt;
+}
+
+std::optional<std::uint64_t> parse_strace_total(std::string_view out) {
+  std::istringstream lines{std::string(out)};
+  for (std::string line; std::getline(lines, line);) {
+    const auto w = words(line);
+    // "100.00  0.001234  3  412  [errors]  total"
+    if (w.size() >= 5 && w.back() == "total") return to_count(w[3]);
+  }
+  return std::nullopt;
+}
+
+std::optional<std::uint64_t> parse_callgrind_total(std::string_view file) {
+  std::istringstream lines{std::string(file)};
+  for (std::string line; std::getline(lines, line);) {
+    const auto w = words(line);
+    // "totals: 123456": Ir comes first, other events (cache simulation) after it.
+    if (w.size() >= 2 && (w[0] == "totals:" || w[0] == "summary:")) return to_count(w[1]);
+  }
+  return std::nullopt;
+}
+
+std::optional<double> instructions_per_rt(std::uint64_t over_n, std::uint64_t over_2n, std::uint32_t n) {
+  if (n == 0 || over_2n <= over_n) return std::nullopt;
+  return static_cast<double>(over_2n - over_n) / n;
+}
+
+std::optional<double> median(std::vector<double> values) {
+  std::erase_if(values, [](double v) { return !std::isfinite(v); });
+  if (values.empty()) return std::nullopt;
+  std::sort(values.begin(), values.end());
+  const std::size_t n = values.size();
+  return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
+std::optional<double> paired_ratio(const std::vector<double>& a, const std::vector<double>& b) {
+  std::vector<double> ratios;
+  for (std::size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+    if (std::isfinite(a[i]) && std::isfinite(b[i]) && b[i] > 0) ratios.push_back(a[i] / b[i]);
+  }
+  return median(ratios);
+}
+
+std::vector<row> summarize(const std::vector<cell>& cells, const std::vector<server_spec>& servers) {
+  auto find_cell = [&](std::string_view server, std::string_view scen) -> const cell* {
+    for (const cell& c : cells) {
+      if (c.server == server && c.scenario == scen) return &c;
+    }
+    return nullptr;
+  };
+  std::vector<row> rows;
+  for (const cell& c : cells) {
+    row r{c.server, c.scenario, median(c.rps), median(c.p50_us), median(c.p99_us),
+          median(c.cpu_us_per_rt), c.syscalls_per_rt, median(c.bytes_per_conn),
+          median(c.instructions_per_rt), std::nullopt, c.errors, c.note};
+    const scenario* s = find_scenario(c.scenario);
+    for (const server_spec& spec : servers) {
+      if (spec.name != c.server || spec.backend.empty()) continue;
+      const cell* loop = find_cell("echo-" + spec.mechanism, c.scenario);
+      // Memory has an absolute target; a loop with static tables makes a ratio meaningless.
+      if (!loop || !s || s->hold) continue;
+      if (s->counted_round_trips > 0) {
+        r.ratio = paired_ratio(c.instructions_per_rt, loop->instructions_per_rt);
+      } else if (s->rate > 0) {
+        r.ratio = paired_ratio(c.cpu_us_per_rt, loop->cpu_us_per_rt);
+      } else {
+        r.ratio = paired_ratio(c.rps, loop->rps);
+      }
+    }
+    rows.push_back(std::move(r));
+  }
+  return rows;
+}
+
+std::string format_table(const std::vector<row>& rows) {
+  const std::vector<std::string> head{"server", "scenario", "rps", "p50 us", "p99 us", "CPU us/RT",
+                                      "syscalls/RT", "B/conn", "instr/RT", "ratio", "errors"};
+  std::vector<std::vector<std::string>> cells{head};
+  for (const row& r : rows) {
+    const scenario* s = find_scenario(r.scenario);
+    std::vector<std::string> line{r.server, r.scenario};
+    // Each kind of scenario fills its own columns.
+    if (s && s->hold) {
+      line.insert(line.end(), {"-", "-", "-", "-", "-", show(r.bytes_per_conn, 0), "-"});
+    } else if (s && s->counted_round_trips > 0) {
+      line.insert(line.end(), {"-", "-", "-", "-", "-", "-", show(r.instructions_per_rt, 0)});
+    } else {
+      line.insert(line.end(), {show(r.rps, 0), show(r.p50_us, 1), show(r.p99_us, 1),
+                               show(r.cpu_us_per_rt, 2), show(r.syscalls_per_rt, 2), "-", "-"});
+    }
+    line.push_back(r.ratio ? fmt::format("{:.2f}", *r.ratio) : "-");
+    line.push_back(std::to_string(r.errors) + (r.note.empty() ? "" : " (" + r.note + ")"));
+    cells.push_back(std::move(line));
+  }
+  std::vector<std::size_t> width(head.size(), 0);
+  for (const auto& line : cells) {
+    for (std::size_t i = 0; i < line.size(); ++i) width[i] = std::max(width[i], line[i].size());
+  }
+  std::string out;
+  for (const auto& line : cells) {
+    std::string text;
+    for (std::size_t i = 0; i < line.size(); ++i) {
+      // Names left-aligned, figures right-aligned, the last column unpadded.
+      if (i + 1 == line.size()) {
+        text += line[i];
+      } else if (i < 2) {
+        text += fmt::format("{:<{}}  ", line[i], width[i]);
+      } else {
+        text += fmt::format("{:>{}}  ", line[i], width[i]);
+      }
+    }
+    out += text + "\n";
+  }
+  return out;
+}
+
+std::vector<std::string> judge_targets(const std::vector<row>& rows) {
+  std::vector<std::string> out;
+  for (const char* b : {"select", "epoll", "uring"}) {
+    const std::string ours = std::string("switchboard-") + b;
+    const std::string loop = std::string("echo-") + b;
+    for (const char* scen : {"50x64", "500x64"}) {
+      const row* r = find_row(rows, ours, scen);
+      if (!r || !r->ratio) continue;
+      out.push_back(verdict(*r->ratio >= 0.95) +
+                    fmt::format("{} rps at {} is {:.2f}x {} (target >= 0.95x)", ours, scen, *r->ratio, loop));
+    }
+    if (const row* r = find_row(rows, ours, "paced"); r && r->ratio) {
+      out.push_back(verdict(*r->ratio <= 1.05) +
+                    fmt::format("{} CPU per round trip at the paced rate is {:.2f}x {} (target <= 1.05x)",
+                                ours, *r->ratio, loop));
+    }
+  }
+  if (const row* asio = find_row(rows, "echo-asio", "500x64"); asio && asio->rps && *asio->rps > 0) {
+    const row* best = nullptr;
+    for (const row& r : rows) {
+      if (r.scenario == "500x64" && r.server.rfind("switchboard-", 0) == 0 && r.rps &&
+          (!best || *r.rps > *best->rps)) {
+        best = &r;
+      }
+    }
+    if (best) {
+      const double ratio = *best->rps / *asio->rps;
+      out.push_back(verdict(ratio >= 1.3) +
+                    fmt::format("best backend {} at 500x64 is {:.2f}x echo-asio in rps (target >= 1.3x)",
+                                best->server, ratio));
+    }
+  }
+  for (const row& ours : rows) {
+    if (ours.server != "switchboard-epoll") continue;
+    const row* asio = find_row(rows, "echo-asio", ours.scenario);
+    const scenario* s = find_scenario(ours.scenario);
+    if (!asio || !s) continue;
+    // Ahead: more rps, or less CPU per round trip when paced, or less memory.
+    std::optional<double> a = ours.rps, b = asio->rps;
+    std::string what = "rps";
+    bool higher_is_better = true;
+    if (s->rate > 0) {
+      a = ours.cpu_us_per_rt, b = asio->cpu_us_per_rt, what = "CPU us/RT", higher_is_better = false;
+    } else if (s->hold) {
+      a = ours.bytes_per_conn, b = asio->bytes_per_conn, what = "B/conn", higher_is_better = false;
+    }
+    if (!a || !b) continue;
+    const bool ahead = higher_is_better ? *a > *b : *a < *b;
+    out.push_back(verdict(ahead) + fmt::format("switchboard-epoll ahead of echo-asio at {}: {} {:.2f} vs {:.2f}",
+                                               ours.scenario, what, *a, *b));
+  }
+  for (const row& r : rows) {
+    const scenario* s = find_scenario(r.scenario);
+    if (r.server != "switchboard-uring" || !s || s->hold || s->connections < 50 || !r.syscalls_per_rt) continue;
+    out.push_back(verdict(*r.syscalls_per_rt <= 0.2) +
+                  fmt::format("switchboard-uring makes {:.2f} syscalls per round trip at {} (target <= 0.2)",
+                              *r.syscalls_per_rt, r.scenario));
+  }
+  for (const char* server : {"switchboard-epoll", "switchboard-uring"}) {
+    const row* r = find_row(rows, server, "memory");
+    if (!r || !r->bytes_per_conn) continue;
+    out.push_back(verdict(*r->bytes_per_conn <= 2048) +
+                  fmt::format("{} holds {:.0f} B per idle connection at 10,000 (target <= 2048)", server,
+                              *r->bytes_per_conn));
+  }
+  return out;
+}
+
+std::string svg_chart(const std::vector<row>& rows) {
+  std::vector<std::string> scenarios, servers;
+  auto add_unique = [](std::vector<std::string>& v, const std::string& x) {
+    if (std::find(v.begin(), v.end(), x) == v.end()) v.push_back(x);
+  };
+  double top = 0;
+  for (const row& r : rows) {
+    const scenario* s = find_scenario(r.scenario);
+    if (!s || s->hold || s->rate > 0 || !r.rps) continue;
+    add_unique(scenarios, r.scenario);
+    add_unique(servers, r.server);
+    top = std::max(top, *r.rps);
+  }
+  if (top <= 0) top = 1;
+  const std::vector<std::string> colours{"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                                         "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+  const int bar = 14, gap = 24, left = 70, plot_h = 300, top_margin = 30;
+  const int group = static_cast<int>(servers.size()) * bar + gap;
+  const int width = left + static_cast<int>(scenarios.size()) * group + 200;
+  const int height = top_margin + plot_h + 60;
+  std::string svg = fmt::format(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" "
+      "font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+      "<text x=\"{}\" y=\"18\" font-size=\"14\">Round trips per second, per server and scenario</text>\n",
+      width, height, left);
+  const int base = top_margin + plot_h;
+  for (int tick = 0; tick <= 4; ++tick) {
+    const double value = top * tick / 4;
+    const int y = base - plot_h * tick / 4;
+    svg += fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#ddd\"/>\n", left, y,
+                       width - 200, y);
+    svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{:.0f}</text>\n", left - 4, y + 4, value);
+  }
+  for (std::size_t g = 0; g < scenarios.size(); ++g) {
+    const int x0 = left + static_cast<int>(g) * group + gap / 2;
+    for (std::size_t i = 0; i < servers.size(); ++i) {
+      const row* r = find_row(rows, servers[i], scenarios[g]);
+      if (!r || !r->rps) continue;
+      const int h = static_cast<int>(std::lround(*r->rps / top * plot_h));
+      svg += fmt::format(
+          "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\"><title>{} {}: {:.0f} rps</title></rect>\n",
+          x0 + static_cast<int>(i) * bar, base - h, bar - 2, h, colours[i % colours.size()], servers[i],
+          scenarios[g], *r->rps);
+    }
+    svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
+                       x0 + static_cast<int>(servers.size()) * bar / 2, base + 16, scenarios[g]);
+  }
+  for (std::size_t i = 0; i < servers.size(); ++i) {
+    const int y = top_margin + static_cast<int>(i) * 18;
+    svg += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{}\"/>\n", width - 190, y,
+                       colours[i % colours.size()]);
+    svg += fmt::format("<text x=\"{}\" y=\"{}\">{}</text>\n", width - 172, y + 10, servers[i]);
+  }
+  svg += "</svg>\n";
+  return svg;
+}
+
+}  // namespace switchboard::tools::bench

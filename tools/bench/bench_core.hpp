@@ -1,0 +1,156 @@
+// The benchmark driver's pure logic: the scenario catalogue, the options,
+// reading the load generator's and the counters' output, medians and ratios,
+// the targets of issue 5, the table and the SVG plot. No processes here, so
+// the unit tests cover all of it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+namespace switchboard::tools::bench {
+
+struct scenario {
+  std::string name;
+  std::uint32_t connections = 0;  // active (or, with hold, idle) connections
+  std::uint32_t size = 64;
+  std::uint32_t idle = 0;         // silent connections beside the active ones
+  double rate = 0;                // paced round trips per second, 0 = as fast as possible
+  bool hold = false;              // memory: open the connections, no traffic
+  std::uint32_t counted_round_trips = 0;  // instructions: N, then 2N round trips under callgrind
+  std::string measures;           // one line for the docs and --help
+};
+
+// Every scenario the driver knows, in the order they run.
+const std::vector<scenario>& scenario_catalogue();
+const scenario* find_scenario(std::string_view name);
+
+// The servers: switchboard's echo on a backend, or a program in build/bench/.
+struct server_spec {
+  std::string name;       // "switchboard-epoll", "echo-epoll", ...
+  std::string backend;    // switchboard's backend; empty for a baseline
+  std::string mechanism;  // "epoll" for both switchboard-epoll and echo-epoll
+  bool iterative = false; // answers one connection at a time: only 1 and 2 connections
+  bool forks = false;     // serves each connection in a child process of its own
+};
+
+// switchboard on each backend, then (with baselines) the matching loops and
+// the other models.
+std::vector<server_spec> servers_for(const std::vector<std::string>& backends, bool with_baselines);
+// Whether `server` takes part in `s`: the iterative server only where it can
+// answer, a forking one not under callgrind (each child would count apart).
+bool runs_in(const server_spec& server, const scenario& s);
+
+struct options {
+  std::vector<std::string> backends{"select", "epoll", "uring"};
+  std::vector<std::string> scenarios;  // names; empty until resolved
+  double seconds = 3;
+  int pairs = 3;
+  bool with_baselines = false;
+  std::string plot;  // SVG file, empty for none
+  bool quick = false;
+};
+
+// The options as CLI11 leaves them, before the defaults that hang on --quick.
+struct raw_options {
+  std::string backends = "select,epoll,uring";
+  std::string scenarios;
+  std::optional<double> seconds;
+  std::optional<int> pairs;
+  bool with_baselines = false;
+  std::string plot;
+  bool quick = false;
+};
+
+void add_options(CLI::App& cmd, raw_options& raw);
+
+// Checks the lists and applies the defaults; on error, a one-line reason.
+struct resolved {
+  options opts;
+  std::string error;
+  bool ok() const { return error.empty(); }
+};
+resolved resolve(const raw_options& raw);
+
+// Comma-separated list, empty items dropped.
+std::vector<std::string> split_list(std::string_view text);
+
+// One line of bench-loadgen output: `key=value` pairs separated by spaces.
+std::map<std::string, std::string> parse_key_values(std::string_view line);
+
+struct load_figures {
+  double rps = 0;
+  double p50_us = 0;
+  double p99_us = 0;
+  std::uint64_t round_trips = 0;
+  std::uint64_t errors = 0;
+  std::uint64_t connections = 0;  // active + idle established
+};
+// The figures from bench-loadgen's stdout (its last line with rps=); nothing
+// when there is no such line.
+std::optional<load_figures> parse_loadgen_output(std::string_view out);
+// Several generators against one server: counts add up, and the latency
+// percentiles are the worst generator's (they cannot be merged exactly).
+load_figures combine(const std::vector<load_figures>& parts);
+
+// utime + stime + cutime + cstime, in clock ticks, from /proc/PID/stat text.
+std::optional<std::uint64_t> parse_cpu_ticks(std::string_view stat);
+// The count from `perf stat -x,` output (first field of the event's line).
+std::optional<std::uint64_t> parse_perf_count(std::string_view out);
+// The calls column of the `total` line of `strace -c` output.
+std::optional<std::uint64_t> parse_strace_total(std::string_view out);
+// The instructions (Ir) a callgrind output file counted: its `totals:` or
+// `summary:` line.
+std::optional<std::uint64_t> parse_callgrind_total(std::string_view file);
+// Instructions per round trip from a run of n and one of 2n round trips: the
+// start-up, connection set-up and shutdown both runs share cancel out.
+std::optional<double> instructions_per_rt(std::uint64_t over_n, std::uint64_t over_2n, std::uint32_t n);
+
+// Median of the finite values; nothing when there are none.
+std::optional<double> median(std::vector<double> values);
+// Median over pairs of a[i] / b[i], where both runs of pair i gave a figure.
+std::optional<double> paired_ratio(const std::vector<double>& a, const std::vector<double>& b);
+
+// Everything measured for one server in one scenario. Per-pair vectors hold
+// NaN for a run that gave no figure.
+struct cell {
+  std::string server;
+  std::string scenario;
+  std::vector<double> rps, p50_us, p99_us, cpu_us_per_rt, bytes_per_conn, instructions_per_rt;
+  std::optional<double> syscalls_per_rt;
+  std::uint64_t errors = 0;  // summed over runs
+  std::string note;          // why a figure is missing
+};
+
+struct row {
+  std::string server;
+  std::string scenario;
+  std::optional<double> rps, p50_us, p99_us, cpu_us_per_rt, syscalls_per_rt, bytes_per_conn, instructions_per_rt;
+  std::optional<double> ratio;  // to the hand-written loop of the same mechanism
+  std::uint64_t errors = 0;
+  std::string note;
+};
+
+// Medians per cell and the ratio of switchboard-X to echo-X: in rps, in CPU
+// per round trip for a paced scenario, in instructions per round trip for a
+// counted one (none for memory).
+std::vector<row> summarize(const std::vector<cell>& cells, const std::vector<server_spec>& servers);
+
+// The table, one row per server and scenario; `n/a` where a figure is missing.
+std::string format_table(const std::vector<row>& rows);
+
+// One line per issue-5 target the rows allow judging, "target met: ..." or
+// "target MISSED: ...".
+std::vector<std::string> judge_targets(const std::vector<row>& rows);
+
+// A grouped bar chart: rps per server for each scenario that has an rps
+// figure and is not paced.
+std::string svg_chart(const std::vector<row>& rows);
+
+}  // namespace switchboard::tools::bench
