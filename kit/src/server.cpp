@@ -11,6 +11,7 @@
 #include <switchboard/cancel.hpp>
 #include <switchboard/signal.hpp>
 
+#include "switchboard/datagram_guard.hpp"
 #include "switchboard/log.hpp"
 #include "switchboard/source_key.hpp"
 
@@ -40,9 +41,9 @@ std::optional<clock::time_point> deadline_after(milliseconds timeout) {
 void print_stats(const server_state& server) {
   const server_stats& s = server.stats;
   const std::string extra = server.extra_stats ? " " + server.extra_stats() : "";
-  notice("{}: stats: open {} total {} rejected {} timed-out {} bytes-in {} bytes-out {} log-dropped {} "
-         "backend {}{}",
-         server.service, s.open, s.total, s.rejected, s.timed_out, s.bytes_in, s.bytes_out,
+  notice("{}: stats: open {} total {} rejected {} timed-out {} bytes-in {} bytes-out {} dropped {} "
+         "log-dropped {} backend {}{}",
+         server.service, s.open, s.total, s.rejected, s.timed_out, s.bytes_in, s.bytes_out, s.dropped,
          diagnostics().dropped(), to_string(runtime::current().backend()), extra);
 }
 
@@ -395,6 +396,48 @@ task<int> serve_datagram(server_state& server, datagram_fn serve) {
   co_await workers.join();
   print_stats(server);
   co_return 0;
+}
+
+task<void> datagram_request::reply(std::span<const std::byte> bytes) {
+  if (auto sent = co_await socket_.send_to(bytes, from_)) server_.stats.bytes_out += *sent;
+}
+
+namespace {
+
+task<void> handle_each_datagram(datagram_socket& socket, server_state& server, datagram_guard& guard,
+                                std::size_t max_payload, const request_fn& handle) {
+  log_limiter error_log;
+  // One byte more than the largest payload, so that a larger datagram shows as truncated.
+  std::vector<std::byte> buf(max_payload + 1);
+  for (;;) {
+    auto got = co_await socket.receive_from(buf);
+    if (!got) {
+      if (got.error() == std::errc::operation_canceled) co_return;
+      if (std::uint64_t skipped = 0; error_log.allow(skipped)) {
+        log("{}: receive on {}: {} ({} more)", server.service, socket.local(), got.error().message(),
+            skipped);
+      }
+      co_await sleep_for(10ms);  // a persistent error must not spin the loop
+      continue;
+    }
+    server.stats.bytes_in += got->size;
+    if (got->truncated || got->size > max_payload || !guard.allow(got->from)) {
+      ++server.stats.dropped;
+      continue;
+    }
+    datagram_request request(socket, server, got->from, std::span(buf).first(got->size));
+    co_await handle(request);
+  }
+}
+
+}  // namespace
+
+task<int> serve_each_datagram(server_state& server, std::size_t max_payload, request_fn handle) {
+  // One guard for every socket: its global rate is the service's.
+  datagram_guard guard({.per_source_rate = server.options.limit.udp_rate});
+  co_return co_await serve_datagram(server, [&](datagram_socket& socket, server_state& state) {
+    return handle_each_datagram(socket, state, guard, max_payload, handle);
+  });
 }
 
 }  // namespace switchboard

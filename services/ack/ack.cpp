@@ -4,10 +4,10 @@
 #include <cstdio>
 #include <memory>
 #include <optional>
-#include <span>
 #include <string_view>
 
 #include <switchboard/net.hpp>
+#include <switchboard/reader.hpp>
 #include <switchboard/time.hpp>
 
 #include <switchboard/log.hpp>
@@ -19,19 +19,14 @@ namespace {
 // The longest reply the client takes from a server (ours sends 18 bytes).
 constexpr std::size_t max_reply_length = 4096;
 
-std::string_view as_text(std::span<const std::byte> bytes) {
-  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
-}
-
 }  // namespace
 
 task<void> session(connection& conn) {
-  std::array<std::byte, max_message_length> buf;
-  std::size_t filled = 0;
+  reader<connection>& input = conn.input();
   bool ended = false;
   std::optional<std::size_t> end;
-  while (!(end = message_end(as_text(std::span(buf).first(filled)), ended))) {
-    if (filled > 0) {
+  while (!(end = message_end(input.pending(), ended))) {
+    if (!input.pending().empty()) {
       // A message without an end of its own ends when the client pauses;
       // the request timeout still bounds one that drips in slower than that.
       const auto lull_over = clock::now() + lull;
@@ -45,16 +40,15 @@ task<void> session(connection& conn) {
         co_return;
       }
     }
-    auto got = co_await conn.read_some(std::span(buf).subspan(filled));
+    auto got = co_await input.read_more();
     if (!got) co_return;  // reset, or the idle or request timeout: close
     if (*got == 0) {
       ended = true;
     } else {
       conn.begin_request();
-      filled += *got;
     }
   }
-  const std::string_view message = as_text(std::span(buf).first(end ? *end : filled));
+  const std::string_view message = input.pending().substr(0, end.value_or(input.pending().size()));
   const std::string peer = conn.peer().is_unix() ? "unix" : conn.peer().to_string();
   fmt::print("{}\n", announcement(peer, message));
   std::fflush(stdout);

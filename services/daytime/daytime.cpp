@@ -9,14 +9,11 @@
 #include <switchboard/time.hpp>
 
 #include "../common/datagram_client.hpp"
-#include <switchboard/datagram_guard.hpp>
 #include <switchboard/log.hpp>
 #include "protocol.hpp"
 
 namespace switchboard::services::daytime {
 namespace {
-
-using namespace std::chrono_literals;
 
 // The longest line the client takes (ours is under 50 bytes).
 constexpr std::size_t max_line_length = 1024;
@@ -42,28 +39,8 @@ task<void> session(connection& conn) {
   (void)co_await conn.write_all(daytime_line(std::chrono::system_clock::now()));
 }
 
-task<void> serve_datagrams(datagram_socket& socket, server_state& server) {
-  datagram_guard guard({.per_source_rate = server.options.limit.udp_rate});
-  log_limiter error_log;
-  // What a request holds does not matter, so a small buffer takes any.
-  std::array<std::byte, 512> buf;
-  for (;;) {
-    auto got = co_await socket.receive_from(buf);
-    if (!got) {
-      if (got.error() == std::errc::operation_canceled) co_return;
-      if (std::uint64_t skipped = 0; error_log.allow(skipped)) {
-        log("daytime: receive on {}: {} ({} more)", socket.local(), got.error().message(), skipped);
-      }
-      co_await sleep_for(10ms);
-      continue;
-    }
-    server.stats.bytes_in += got->size;
-    if (!guard.allow(got->from)) continue;  // a low source port, or over the rate
-    const std::string line = daytime_line(std::chrono::system_clock::now());
-    if (auto sent = co_await socket.send_to(std::as_bytes(std::span(line)), got->from)) {
-      server.stats.bytes_out += *sent;
-    }
-  }
+task<void> answer(datagram_request& request) {
+  co_await request.reply(daytime_line(std::chrono::system_clock::now()));
 }
 
 task<int> client(const client_options& options) {
@@ -91,7 +68,7 @@ void add_commands(CLI::App& app, command_list& commands) {
   CLI::App* serve = add_server_command(
       app, commands, "daytime", "RFC 867 daytime: the date and time in UTC as one line",
       default_port, [udp](server_state& server) {
-        return *udp ? serve_datagram(server, serve_datagrams) : serve_stream(server, session);
+        return *udp ? serve_each_datagram(server, max_request_size, answer) : serve_stream(server, session);
       });
   serve->add_flag("--udp", *udp, "answer datagrams instead of connections")->excludes("--unix");
 

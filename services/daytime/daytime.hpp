@@ -26,8 +26,11 @@ inline constexpr std::uint16_t default_port = 1313;
 // Sends the line and closes.
 task<void> session(connection& conn);
 
-// Answers datagrams on `socket` until cancelled.
-task<void> serve_datagrams(datagram_socket& socket, server_state& server);
+// What a request holds does not matter; a larger datagram is dropped all the same.
+inline constexpr std::size_t max_request_size = 512;
+
+// Answers a datagram with the date and time.
+task<void> answer(datagram_request& request);
 
 struct client_options : services::client_options {
   bool udp = false;

@@ -18,9 +18,9 @@ game_table::game_table(settings limits, secret_source& secrets, server_stats& st
 std::string game_table::reply(const endpoint& player, std::string_view datagram,
                               clock::time_point now) {
   expire(now);
-  const datagram_request request = read_datagram(datagram);
-  if (request.what == datagram_request::kind::greeting) return greeting(limits_.max);
-  if (request.what == datagram_request::kind::too_long) {
+  const guess_datagram request = read_datagram(datagram);
+  if (request.what == guess_datagram::kind::greeting) return greeting(limits_.max);
+  if (request.what == guess_datagram::kind::too_long) {
     return error_reply(bad_guess::too_long, limits_.max);
   }
   const auto parsed = parse_guess(request.line, limits_.max);

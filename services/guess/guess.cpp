@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <array>
-#include <cstring>
 #include <limits>
 #include <memory>
 #include <string>
@@ -12,25 +11,20 @@
 
 #include <switchboard/cancel.hpp>
 #include <switchboard/net.hpp>
+#include <switchboard/reader.hpp>
 #include <switchboard/time.hpp>
 
-#include <switchboard/datagram_guard.hpp>
 #include <switchboard/log.hpp>
 #include "protocol.hpp"
 
 namespace switchboard::services::guess {
 namespace {
 
-using namespace std::chrono_literals;
-
-// Room for the longest line and its CRLF (next_line decides before that
-// fills up), plus whatever followed it in the same read.
-constexpr std::size_t line_buffer_size = 256;
-static_assert(line_buffer_size > max_line_length + 2);
-
-// A larger datagram is cut to this and answered as a line too long.
-constexpr std::size_t datagram_buffer_size = 512;
-static_assert(datagram_buffer_size > max_line_length + 2);
+// The largest datagram either side takes: the server drops a larger one
+// unread and answers a line longer than max_line_length in a smaller one as
+// too long.
+constexpr std::size_t max_datagram_size = 512;
+static_assert(max_datagram_size > max_line_length + 2);
 
 // The longest server line the client takes (ours are far shorter), and the
 // longest line a player may type.
@@ -79,26 +73,16 @@ class stream_channel final : public channel {
 
  private:
   task<result<std::string>> read_line() {
-    for (;;) {
-      const framed_line framed = next_line(pending_, max_reply_length);
-      if (framed.state == framed_line::status::complete) {
-        std::string line(framed.line);
-        pending_.erase(0, framed.consumed);
-        co_return line;
-      }
-      if (framed.state == framed_line::status::too_long) {
-        co_return std::make_error_code(std::errc::message_size);
-      }
-      std::array<char, line_buffer_size> chunk;
-      auto got = co_await server_.read_some(chunk);
-      if (!got) co_return got.error();
-      if (*got == 0) co_return closed_by_server();
-      pending_.append(chunk.data(), *got);
-    }
+    auto line = co_await input_.read_line(max_reply_length);
+    if (line) co_return std::string(*line);
+    const std::error_code error = line.error();
+    if (error == read_errc::too_long) co_return std::make_error_code(std::errc::message_size);
+    if (error == read_errc::end_of_stream || error == read_errc::truncated) co_return closed_by_server();
+    co_return error;
   }
 
   stream server_;
-  std::string pending_;
+  reader<stream> input_{server_};
 };
 
 // A guess goes out again after each try timeout without a reply. The server
@@ -158,7 +142,7 @@ class datagram_channel final : public channel {
   datagram_socket socket_;
   endpoint server_;
   milliseconds try_timeout_;
-  std::array<std::byte, datagram_buffer_size> buffer_;
+  std::array<std::byte, max_datagram_size> buffer_;
 };
 
 task<result<std::unique_ptr<channel>>> open_channel(const client_options& options) {
@@ -324,61 +308,31 @@ task<void> session(connection& conn, std::uint64_t max, secret_source& secrets) 
   game play(secret, max);
   const std::string hello = greeting(max);
   if (auto sent = co_await conn.write_all(hello); !sent) co_return;
-  std::array<std::byte, line_buffer_size> buf;
-  std::size_t filled = 0;
   for (;;) {
-    const framed_line framed = next_line(as_text(std::span(buf).first(filled)));
-    if (framed.state == framed_line::status::incomplete) {
-      auto got = co_await conn.read_some(std::span(buf).subspan(filled));
-      if (!got || *got == 0) co_return;  // EOF, reset or a timeout: close
-      conn.begin_request();
-      filled += *got;
-      continue;
+    auto line = co_await conn.read_line(max_line_length);
+    if (!line) {
+      if (line.error() != read_errc::too_long) co_return;  // EOF, reset or a timeout: close
+      const std::string refusal = error_reply(bad_guess::too_long, max);
+      (void)co_await conn.write_all(refusal);
+      co_return;
     }
-    const bool too_long = framed.state == framed_line::status::too_long;
-    const std::string reply =
-        too_long ? error_reply(bad_guess::too_long, max) : reply_to_line(play, framed.line);
+    const std::string reply = reply_to_line(play, *line);
     if (auto sent = co_await conn.write_all(reply); !sent) co_return;
-    if (too_long || play.won()) co_return;
-    conn.end_request();
-    filled -= framed.consumed;
-    std::memmove(buf.data(), buf.data() + framed.consumed, filled);
-    if (filled > 0) conn.begin_request();  // the next line has begun already
-  }
-}
-
-task<void> serve_datagrams(datagram_socket& socket, server_state& server,
-                           const game_table::settings& games, secret_source& secrets) {
-  datagram_guard guard({.per_source_rate = server.options.limit.udp_rate});
-  game_table table(games, secrets, server.stats);
-  log_limiter error_log;
-  std::array<std::byte, datagram_buffer_size> buf;
-  for (;;) {
-    auto got = co_await socket.receive_from(buf);
-    if (!got) {
-      if (got.error() == std::errc::operation_canceled) co_return;
-      if (std::uint64_t skipped = 0; error_log.allow(skipped)) {
-        log("guess: receive on {}: {} ({} more)", socket.local(), got.error().message(), skipped);
-      }
-      co_await sleep_for(10ms);
-      continue;
-    }
-    server.stats.bytes_in += got->size;
-    // Before the table sees the guess: a guess whose reply would be dropped
-    // is not counted, and its retransmission will be.
-    if (!guard.allow(got->from)) continue;
-    const std::string reply = table.reply(got->from, as_text(std::span(buf).first(got->size)));
-    if (auto sent = co_await socket.send_to(as_bytes(reply), got->from)) server.stats.bytes_out += *sent;
+    if (play.won()) co_return;
   }
 }
 
 task<int> serve(server_state& server, const server_settings& settings) {
   secret_source secrets(settings.seed);
   if (settings.udp) {
-    const datagram_fn games = [&settings, &secrets](datagram_socket& socket, server_state& state) {
-      return serve_datagrams(socket, state, settings.games, secrets);
+    // The kit's guard has passed each guess before the table sees it: a
+    // guess whose reply would be dropped is not counted, and its
+    // retransmission will be.
+    game_table table(settings.games, secrets, server.stats);
+    const request_fn play = [&table](datagram_request& guess) -> task<void> {
+      co_await guess.reply(table.reply(guess.from(), guess.text()));
     };
-    co_return co_await serve_datagram(server, games);
+    co_return co_await serve_each_datagram(server, max_datagram_size, play);
   }
   const std::uint64_t max = settings.games.max;
   const session_fn one_game = [max, &secrets](connection& conn) { return session(conn, max, secrets); };

@@ -35,10 +35,6 @@ struct server_settings {
 // connection is closed. Each line is a request (--request-timeout).
 task<void> session(connection& conn, std::uint64_t max, secret_source& secrets);
 
-// Serves games over UDP on `socket` until cancelled.
-task<void> serve_datagrams(datagram_socket& socket, server_state& server,
-                           const game_table::settings& games, secret_source& secrets);
-
 // Runs the server the options describe until SIGINT/SIGTERM; the exit status.
 task<int> serve(server_state& server, const server_settings& settings);
 

@@ -59,25 +59,15 @@ std::variant<std::uint64_t, bad_guess> parse_guess(std::string_view line, std::u
   return *value;
 }
 
-framed_line next_line(std::string_view pending, std::size_t max_length) {
-  const std::size_t lf = pending.find('\n');
-  // Without an LF yet, a CR at the end may be the start of a CRLF.
-  std::string_view line = pending.substr(0, lf);
-  if (line.ends_with('\r')) line.remove_suffix(1);
-  if (line.size() > max_length) return {framed_line::status::too_long, {}, 0};
-  if (lf == std::string_view::npos) return {};
-  return {framed_line::status::complete, line, lf + 1};
-}
-
-datagram_request read_datagram(std::string_view datagram) {
-  if (datagram.empty()) return {datagram_request::kind::greeting, {}};
+guess_datagram read_datagram(std::string_view datagram) {
+  if (datagram.empty()) return {guess_datagram::kind::greeting, {}};
   std::string_view line = datagram;
   if (line.ends_with('\n')) {
     line.remove_suffix(1);
     if (line.ends_with('\r')) line.remove_suffix(1);
   }
-  if (line.size() > max_line_length) return {datagram_request::kind::too_long, {}};
-  return {datagram_request::kind::line, line};
+  if (line.size() > max_line_length) return {guess_datagram::kind::too_long, {}};
+  return {guess_datagram::kind::line, line};
 }
 
 std::string game::answer(std::uint64_t guess) {

@@ -35,31 +35,14 @@ std::string error_reply(bad_guess why, std::uint64_t max);
 // are not numbers, while "-1", "0", N+1 and numbers past 2^64 are out of range.
 std::variant<std::uint64_t, bad_guess> parse_guess(std::string_view line, std::uint64_t max);
 
-// Where the next line of a byte stream ends.
-struct framed_line {
-  enum class status {
-    incomplete,  // no LF yet and the line may still fit: read more
-    complete,    // `line` (line end removed) is the next line
-    too_long,    // the line is longer than allowed, whatever follows
-  };
-  status state = status::incomplete;
-  std::string_view line;     // when complete
-  std::size_t consumed = 0;  // bytes of the stream the line and its end took
-};
-
-// Frames the first line of `pending`, a line being at most `max_length`
-// bytes before its LF or CRLF. Decides too_long as soon as no LF can come in
-// time, so a reader needs a buffer of only max_length + 2 bytes.
-framed_line next_line(std::string_view pending, std::size_t max_length = max_line_length);
-
 // What one UDP datagram asks for: the greeting (an empty datagram), or the
 // answer to the line it carries (an LF or CRLF at its end is optional).
-struct datagram_request {
+struct guess_datagram {
   enum class kind { greeting, line, too_long };
   kind what = kind::greeting;
   std::string_view line;  // the line, without its line end
 };
-datagram_request read_datagram(std::string_view datagram);
+guess_datagram read_datagram(std::string_view datagram);
 
 // One game: a secret from 1 to max, and the guesses counted so far.
 //

@@ -8,14 +8,11 @@
 #include <switchboard/time.hpp>
 
 #include "../common/datagram_client.hpp"
-#include <switchboard/datagram_guard.hpp>
 #include <switchboard/log.hpp>
 #include "../echo/echo.hpp"
 
 namespace switchboard::services::udp_echo {
 namespace {
-
-using namespace std::chrono_literals;
 
 std::string pattern(std::size_t size) {
   std::string bytes(size, '\0');
@@ -25,30 +22,7 @@ std::string pattern(std::size_t size) {
 
 }  // namespace
 
-task<void> serve_datagrams(datagram_socket& socket, server_state& server) {
-  datagram_guard guard({.per_source_rate = server.options.limit.udp_rate});
-  log_limiter error_log;
-  // One byte more than the largest datagram echoed, so that a larger one
-  // (possible over IPv6) shows as truncated.
-  std::vector<std::byte> buf(max_udp_payload + 1);
-  for (;;) {
-    auto got = co_await socket.receive_from(buf);
-    if (!got) {
-      if (got.error() == std::errc::operation_canceled) co_return;
-      if (std::uint64_t skipped = 0; error_log.allow(skipped)) {
-        log("udp-echo: receive on {}: {} ({} more)", socket.local(), got.error().message(), skipped);
-      }
-      co_await sleep_for(10ms);
-      continue;
-    }
-    server.stats.bytes_in += got->size;
-    if (got->truncated || got->size > max_udp_payload) continue;  // not whole: no echo
-    if (!guard.allow(got->from)) continue;
-    if (auto sent = co_await socket.send_to(std::span(buf).first(got->size), got->from)) {
-      server.stats.bytes_out += *sent;
-    }
-  }
-}
+task<void> echo(datagram_request& request) { co_await request.reply(request.payload()); }
 
 task<int> client(const client_options& options) {
   const std::string request = options.size ? pattern(*options.size) : options.message;
@@ -72,7 +46,7 @@ task<int> client(const client_options& options) {
 void add_commands(CLI::App& app, command_list& commands) {
   CLI::App* serve = add_server_command(
       app, commands, "udp-echo", "UDP echo: every datagram back to its sender", default_port,
-      [](server_state& server) { return serve_datagram(server, serve_datagrams); });
+      [](server_state& server) { return serve_each_datagram(server, max_udp_payload, echo); });
   serve->remove_option(serve->get_option("--unix"));  // datagrams only
 
   auto options = std::make_shared<client_options>();

@@ -23,8 +23,8 @@ namespace switchboard::services::udp_echo {
 
 inline constexpr std::uint16_t default_port = 8888;
 
-// Echoes datagrams on `socket` until cancelled.
-task<void> serve_datagrams(datagram_socket& socket, server_state& server);
+// Sends a datagram back to its sender.
+task<void> echo(datagram_request& request);
 
 struct client_options : services::client_options {
   std::string message = "hello";

@@ -1,4 +1,5 @@
-// libFuzzer harness for the guessing game's protocol (services/guess/protocol.cpp):
+// libFuzzer harness for the guessing game's protocol (services/guess/protocol.cpp)
+// over the buffered reader's framing (runtime/src/reader.cpp):
 // arbitrary bytes become a game's range and secret, then lines of a stream
 // (framed as the TCP session frames them, read in odd-sized pieces) or
 // datagrams, and every reply is checked.
@@ -22,6 +23,8 @@
 #include <string_view>
 #include <variant>
 #include <vector>
+
+#include <switchboard/reader.hpp>
 
 #include "guess/protocol.hpp"
 
@@ -89,25 +92,26 @@ struct referee {
   }
 };
 
-// Frames `bytes` as the TCP session does, reading at most `piece` bytes at a
-// time into a 256-byte buffer; plays each line until the game is won or a
-// line is too long. Returns the replies.
+// Frames `bytes` as the TCP session does (the buffered reader's framing,
+// switchboard/reader.hpp), reading at most `piece` bytes at a time; plays
+// each line until the game is won or a line is too long. Returns the replies.
 std::vector<std::string> play_stream(std::string_view bytes, std::size_t piece, std::uint64_t secret,
                                      std::uint64_t max) {
+  using switchboard::detail::frame_scan;
   referee ref(secret, max);
   std::string buffer;
+  std::size_t searched = 0;
   for (;;) {
-    const framed_line framed = next_line(buffer);
-    if (framed.state == framed_line::status::incomplete) {
-      require(buffer.size() <= max_line_length + 1);
+    const frame_scan scan = switchboard::detail::scan_frame(buffer, searched, "\n", max_line_length, true);
+    if (scan.found == frame_scan::status::incomplete) {
+      searched = scan.consumed;
       if (bytes.empty()) break;
-      const std::size_t room = 256 - buffer.size();
-      const std::size_t n = std::min({piece, room, bytes.size()});
+      const std::size_t n = std::min(piece, bytes.size());
       buffer.append(bytes.substr(0, n));
       bytes.remove_prefix(n);
       continue;
     }
-    if (framed.state == framed_line::status::too_long) {
+    if (scan.found == frame_scan::status::too_long) {
       // Too long means: even a line end right now would not save it.
       std::string_view line = std::string_view(buffer).substr(0, buffer.find('\n'));
       if (line.ends_with('\r')) line.remove_suffix(1);
@@ -117,12 +121,14 @@ std::vector<std::string> play_stream(std::string_view bytes, std::size_t piece, 
       ref.replies.push_back(reply);
       break;
     }
-    require(framed.line.size() <= max_line_length);
-    require(framed.line.find('\n') == std::string_view::npos);
-    require(framed.consumed >= framed.line.size() + 1 && framed.consumed <= buffer.size());
-    require(buffer[framed.consumed - 1] == '\n');
-    ref.line(framed.line);
-    buffer.erase(0, framed.consumed);
+    const std::string_view line = std::string_view(buffer).substr(0, scan.length);
+    require(line.size() <= max_line_length);
+    require(line.find('\n') == std::string_view::npos);
+    require(scan.consumed >= line.size() + 1 && scan.consumed <= buffer.size());
+    require(buffer[scan.consumed - 1] == '\n');
+    ref.line(line);
+    buffer.erase(0, scan.consumed);
+    searched = 0;
     if (ref.play.won()) break;
   }
   return ref.replies;
@@ -134,17 +140,17 @@ void play_datagrams(std::string_view bytes, std::uint64_t secret, std::uint64_t 
     const std::size_t length = std::min<std::size_t>(static_cast<unsigned char>(bytes[0]), bytes.size() - 1);
     const std::string_view datagram = bytes.substr(1, length);
     bytes.remove_prefix(1 + length);
-    const datagram_request request = read_datagram(datagram);
+    const guess_datagram request = read_datagram(datagram);
     switch (request.what) {
-      case datagram_request::kind::greeting:
+      case guess_datagram::kind::greeting:
         require(datagram.empty());
         require(parse_greeting(std::string_view(greeting(max)).substr(0, greeting(max).size() - 1)) == max);
         break;
-      case datagram_request::kind::too_long:
+      case guess_datagram::kind::too_long:
         require(datagram.size() > max_line_length);
         ref.check_form(error_reply(bad_guess::too_long, max));
         break;
-      case datagram_request::kind::line:
+      case guess_datagram::kind::line:
         require(request.line.size() <= max_line_length);
         ref.line(request.line);
         break;

@@ -56,6 +56,8 @@ struct server_stats {
   std::uint64_t timed_out = 0;
   std::uint64_t bytes_in = 0;
   std::uint64_t bytes_out = 0;
+  // Datagram services: datagrams dropped unanswered, truncated or refused by the guard.
+  std::uint64_t dropped = 0;
 };
 
 struct server_state {
@@ -165,7 +167,36 @@ class connection {
   reader<connection> input_{*this};
 };
 
+// One datagram from a client, as a datagram service's handler sees it. The
+// payload is the loop's own buffer: valid until the handler returns.
+class datagram_request {
+ public:
+  datagram_request(datagram_socket& socket, server_state& server, const endpoint& from,
+                   std::span<const std::byte> payload) noexcept
+      : socket_(socket), server_(server), from_(from), payload_(payload) {}
+
+  const endpoint& from() const noexcept { return from_; }
+  std::span<const std::byte> payload() const noexcept { return payload_; }
+  std::string_view text() const noexcept {
+    return {reinterpret_cast<const char*>(payload_.data()), payload_.size()};
+  }
+  // Sends `bytes` to the source through the socket the request came on,
+  // counted in the statistics. A failed send is not reported: UDP may lose
+  // any datagram anyway, and the client asks again.
+  task<void> reply(std::span<const std::byte> bytes);
+  task<void> reply(std::string_view text) { return reply(std::as_bytes(std::span(text))); }
+
+  server_state& server() noexcept { return server_; }
+
+ private:
+  datagram_socket& socket_;
+  server_state& server_;
+  const endpoint& from_;
+  std::span<const std::byte> payload_;
+};
+
 using session_fn = std::function<task<void>(connection&)>;
+using request_fn = std::function<task<void>(datagram_request&)>;
 
 // What a datagram service runs for each of its bound sockets until stopped.
 using datagram_fn = std::function<task<void>(datagram_socket&, server_state&)>;
@@ -183,6 +214,16 @@ task<int> serve_stream(server_state& server, session_fn session);
 // line per socket, `serve` per socket, SIGUSR1 statistics, and on
 // SIGINT/SIGTERM/SIGHUP cancellation and exit 0.
 task<int> serve_datagram(server_state& server, datagram_fn serve);
+
+// Runs a datagram service one datagram at a time, as serve_datagram does
+// with a loop of its own: on every socket, receives each datagram, counts
+// its bytes, drops one larger than `max_payload` (never handled half-read),
+// drops one the datagram guard refuses (a low source port, or over
+// --udp-rate for its source: before the handler, so that nothing is spent on
+// a reply that would not go out), and hands the rest to `handle`. A
+// receive error (an ICMP report of an earlier reply) is logged, rate
+// limited, and the loop goes on.
+task<int> serve_each_datagram(server_state& server, std::size_t max_payload, request_fn handle);
 
 // The addresses a server binds for its options: --unix, else every
 // address of --host.

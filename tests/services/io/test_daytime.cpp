@@ -97,6 +97,11 @@ TEST_CASE("daytime over UDP answers any datagram from a port >= 1024 and drops l
     CHECK(is_now(*line));
   }
   CHECK(is_now(clients[0].receive().value_or("")));
+  // Larger than any request the server takes (512 bytes): dropped unread.
+  clients[2].send_to(std::string(513, 'x'), server.port);
+  CHECK_FALSE(clients[2].receive(300ms));
+  clients[2].send_to(std::string(512, 'x'), server.port);
+  CHECK(is_now(clients[2].receive().value_or("")));
 
   // Low source ports are dropped, against reflection loops between services.
   auto privileged = plain_socket::udp(1001);

@@ -68,50 +68,19 @@ TEST_CASE("the greeting names the range and the client reads N back from it", "[
   }
 }
 
-TEST_CASE("lines end in LF or CRLF and are framed across reads", "[unit][guess]") {
-  auto first = next_line("42\n17\r\nrest");
-  REQUIRE(first.state == framed_line::status::complete);
-  CHECK(first.line == "42");
-  CHECK(first.consumed == 3);
-  auto second = next_line(std::string_view("42\n17\r\nrest").substr(first.consumed));
-  REQUIRE(second.state == framed_line::status::complete);
-  CHECK(second.line == "17");
-  CHECK(second.consumed == 4);
-  CHECK(next_line("rest").state == framed_line::status::incomplete);
-  CHECK(next_line("").state == framed_line::status::incomplete);
-  auto empty = next_line("\r\n");
-  REQUIRE(empty.state == framed_line::status::complete);
-  CHECK(empty.line.empty());
-  // A bare CR inside a line stays in it (and makes it not a number).
-  CHECK(next_line("4\r2\n").line == "4\r2");
-}
-
-TEST_CASE("a line is too long once no LF can end it within 64 bytes", "[unit][guess]") {
-  const std::string longest(64, '7');
-  CHECK(next_line(longest + "\n").state == framed_line::status::complete);
-  CHECK(next_line(longest + "\r\n").state == framed_line::status::complete);
-  CHECK(next_line(longest).state == framed_line::status::incomplete);
-  // 64 bytes and a CR: the LF may still come.
-  CHECK(next_line(longest + "\r").state == framed_line::status::incomplete);
-  CHECK(next_line(longest + "7").state == framed_line::status::too_long);
-  CHECK(next_line(longest + "7\n").state == framed_line::status::too_long);
-  CHECK(next_line(longest + "\r\r\n").state == framed_line::status::too_long);
-  CHECK(next_line(std::string(1 << 20, 'x')).state == framed_line::status::too_long);
-}
-
 TEST_CASE("a datagram is one line, its line end optional; an empty one asks for the greeting",
           "[unit][guess]") {
-  CHECK(read_datagram("").what == datagram_request::kind::greeting);
+  CHECK(read_datagram("").what == guess_datagram::kind::greeting);
   for (const char* with_end : {"42", "42\n", "42\r\n"}) {
     auto request = read_datagram(with_end);
-    CHECK(request.what == datagram_request::kind::line);
+    CHECK(request.what == guess_datagram::kind::line);
     CHECK(request.line == "42");
   }
   // A CR without its LF is not a line end.
   CHECK(read_datagram("42\r").line == "42\r");
   CHECK(read_datagram("\n").line.empty());
-  CHECK(read_datagram(std::string(64, '1') + "\r\n").what == datagram_request::kind::line);
-  CHECK(read_datagram(std::string(65, '1')).what == datagram_request::kind::too_long);
+  CHECK(read_datagram(std::string(64, '1') + "\r\n").what == guess_datagram::kind::line);
+  CHECK(read_datagram(std::string(65, '1')).what == guess_datagram::kind::too_long);
 }
 
 TEST_CASE("a game answers higher, lower and correct, counting each guess once", "[unit][guess]") {
