@@ -38,6 +38,29 @@ std::optional<clock::time_point> deadline_after(milliseconds timeout) {
   return clock::now() + timeout;
 }
 
+// A `Socket` (listener or datagram_socket) bound to every address the
+// options name; nothing, with the reason logged, when one cannot be.
+template <class Socket>
+std::optional<std::vector<Socket>> bind_every_address(const server_state& server) {
+  auto addresses = listen_endpoints(server.options);
+  if (!addresses) {
+    log("{}: cannot listen on {}: {}", server.service,
+        server.options.unix_path.empty() ? server.options.host : server.options.unix_path,
+        addresses.error().message());
+    return std::nullopt;
+  }
+  std::vector<Socket> sockets;
+  for (const endpoint& where : *addresses) {
+    auto bound = Socket::bind(where);
+    if (!bound) {
+      log("{}: bind {}: {}", server.service, where, bound.error().message());
+      return std::nullopt;
+    }
+    sockets.push_back(std::move(*bound));
+  }
+  return sockets;
+}
+
 void print_stats(const server_state& server) {
   const server_stats& s = server.stats;
   const std::string extra = server.extra_stats ? " " + server.extra_stats() : "";
@@ -308,22 +331,9 @@ void print_listening(const endpoint& where, std::string_view transport) {
 }
 
 task<int> serve_stream(server_state& server, session_fn session) {
-  auto addresses = listen_endpoints(server.options);
-  if (!addresses) {
-    log("{}: cannot listen on {}: {}", server.service,
-        server.options.unix_path.empty() ? server.options.host : server.options.unix_path,
-        addresses.error().message());
-    co_return 1;
-  }
-  std::vector<listener> listeners;
-  for (const endpoint& where : *addresses) {
-    auto bound = listener::bind(where);
-    if (!bound) {
-      log("{}: bind {}: {}", server.service, where, bound.error().message());
-      co_return 1;
-    }
-    listeners.push_back(std::move(*bound));
-  }
+  auto bound = bind_every_address<listener>(server);
+  if (!bound) co_return 1;
+  std::vector<listener>& listeners = *bound;
   limits& limit = server.options.limit;
   if (limit.max_connections == 0) limit.max_connections = default_max_connections(server.fds_per_connection);
   if (limit.max_connections_per_source == 0) {
@@ -368,21 +378,9 @@ task<int> serve_stream(server_state& server, session_fn session) {
 }
 
 task<int> serve_datagram(server_state& server, datagram_fn serve) {
-  auto addresses = listen_endpoints(server.options);
-  if (!addresses) {
-    log("{}: cannot listen on {}: {}", server.service, server.options.host,
-        addresses.error().message());
-    co_return 1;
-  }
-  std::vector<datagram_socket> sockets;
-  for (const endpoint& where : *addresses) {
-    auto bound = datagram_socket::bind(where);
-    if (!bound) {
-      log("{}: bind {}: {}", server.service, where, bound.error().message());
-      co_return 1;
-    }
-    sockets.push_back(std::move(*bound));
-  }
+  auto bound = bind_every_address<datagram_socket>(server);
+  if (!bound) co_return 1;
+  std::vector<datagram_socket>& sockets = *bound;
   signal_set signals = server_signals();
   for (const datagram_socket& s : sockets) print_listening(s.local(), "udp");
   log_without_blocking(server);
