@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <limits>
 #include <memory>
@@ -105,13 +106,17 @@ class datagram_channel final : public channel {
 
  private:
   task<result<std::string>> exchange(std::string payload) {
+    const auto first_sent = clock::now();
     for (int sent = 1;; ++sent) {
       if (auto out = co_await socket_.send_to(as_bytes(payload), server_); !out) {
         co_return out.error();
       }
       auto reply = co_await receive_reply(clock::now() + try_timeout_);
       if (reply) {
-        co_await discard_replies(sent - 1);
+        // The copy sent last left at most this long before the reply came, so
+        // its own reply is due within about as long again.
+        const auto window = std::max<clock::duration>(try_timeout_, clock::now() - first_sent);
+        co_await discard_replies(sent - 1, window);
         co_return reply;
       }
       if (reply.error() != std::errc::timed_out) co_return reply.error();
@@ -130,9 +135,9 @@ class datagram_channel final : public channel {
     }
   }
 
-  // Waits one try timeout at most for `count` late replies and drops them.
-  task<void> discard_replies(int count) {
-    const auto deadline = clock::now() + try_timeout_;
+  // Waits `window` at most for `count` late replies and drops them.
+  task<void> discard_replies(int count, clock::duration window) {
+    const auto deadline = clock::now() + window;
     for (int i = 0; i < count; ++i) {
       auto late = co_await receive_reply(deadline);
       if (!late) co_return;

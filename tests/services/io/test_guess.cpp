@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -501,6 +502,55 @@ TEST_CASE("guess-client resends a guess whose reply was lost and drops the late 
   CHECK(client.out() ==
         "guess a number from 1 to 100\n> 50\nlower\n> 25\nhigher\n> 37\ncorrect after 3 tries\nwon in 3 tries\n");
   CHECK(received == 8);  // greeting and three guesses, each sent twice
+}
+
+TEST_CASE("guess-client drops the late replies of a slow network that answers every copy",
+          "[io][guess][udp]") {
+  // A stand-in server behind a slow path: every datagram, each copy of a
+  // guess included, is answered 120 ms after it arrives, while the client
+  // resends after 50 ms. The replies to the second and third copies come
+  // more than one try timeout after the first reply.
+  const int fake = ::socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in addr = loopback(0);
+  REQUIRE(::bind(fake, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
+  socklen_t size = sizeof addr;
+  REQUIRE(::getsockname(fake, reinterpret_cast<sockaddr*>(&addr), &size) == 0);
+  child_process client({program(), "guess-client", "--udp", "--auto", "--port",
+                        std::to_string(ntohs(addr.sin_port)), "--try-timeout", "0.05",
+                        "--backend", backend_name()});
+  switchboard::services::guess::game play(37, 100);
+  struct delayed_reply {
+    steady::time_point due;
+    std::string text;
+    sockaddr_in to;
+  };
+  std::deque<delayed_reply> in_flight;
+  const auto deadline = steady::now() + 20s;
+  while (!client.wait_exit(0ms) && steady::now() < deadline) {
+    while (!in_flight.empty() && in_flight.front().due <= steady::now()) {
+      const delayed_reply& reply = in_flight.front();
+      ::sendto(fake, reply.text.data(), reply.text.size(), 0,
+               reinterpret_cast<const sockaddr*>(&reply.to), sizeof reply.to);
+      in_flight.pop_front();
+    }
+    if (!readable(fake, 5ms)) continue;
+    char buf[512];
+    sockaddr_in from{};
+    socklen_t from_size = sizeof from;
+    const ssize_t n = ::recvfrom(fake, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &from_size);
+    REQUIRE(n >= 0);
+    const std::string datagram(buf, static_cast<std::size_t>(n));
+    // A repeated guess is answered without being counted, as the real server does.
+    const std::string reply = datagram.empty()
+                                  ? switchboard::services::guess::greeting(100)
+                                  : switchboard::services::guess::reply_to_line(play, datagram.substr(0, datagram.size() - 1));
+    in_flight.push_back({steady::now() + 120ms, reply, from});
+  }
+  ::close(fake);
+  INFO(client.err());
+  REQUIRE(client.wait_exit(0ms) == 0);
+  CHECK(client.out() ==
+        "guess a number from 1 to 100\n> 50\nlower\n> 25\nhigher\n> 37\ncorrect after 3 tries\nwon in 3 tries\n");
 }
 
 TEST_CASE("guess-client gives up with status 1 when no server answers", "[io][guess][udp]") {
