@@ -1,6 +1,6 @@
 // The programs in examples/ as a reader runs them, on the backend under test:
 // select-demo with every kind of standard input, timeout-demo's deadline on a
-// whole line, and the tutorial's hello service answering a raw socket.
+// whole line, and the tutorial's hello service answering raw sockets.
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
@@ -70,6 +70,34 @@ void expect_wakes_on_data(int stdin_fd, const owned_fd& writer, std::string_view
 // Seconds since `start`.
 double seconds_since(steady_clock::time_point start) {
   return std::chrono::duration<double>(steady_clock::now() - start).count();
+}
+
+// A tutorial service run as a reader runs it, with `args`.
+struct tutorial_server {
+  tutorial_server(const char* env_name, std::vector<std::string> args)
+      : process(example(env_name, std::move(args))) {
+    REQUIRE(port != 0);
+  }
+  child_process process;
+  const std::uint16_t port = process.wait_listening();  // with --port 0, the one the kernel picked
+
+  // A client: a blocking socket whose reads give up after 10 s.
+  owned_fd connect() const { return owned_fd(raw_connect(port)); }
+};
+
+void send_text(const owned_fd& client, std::string_view text) {
+  REQUIRE(::send(client.get(), text.data(), text.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(text.size()));
+}
+
+// What the client receives until EOF, a reset or 10 s of silence; then it
+// hangs up, so that the server's lingering close ends at once.
+std::string read_to_eof(owned_fd& client) {
+  std::string all;
+  char chunk[256];
+  for (ssize_t n; (n = ::recv(client.get(), chunk, sizeof chunk, 0)) > 0;) all.append(chunk, n);
+  client.close();
+  return all;
 }
 
 }  // namespace
@@ -152,33 +180,24 @@ TEST_CASE("timeout-demo's deadline covers the whole line, however the bytes drip
 
 TEST_CASE("the tutorial's hello service greets raw socket clients, several at once",
           "[io][examples]") {
-  child_process server(example("HELLO_SERVICE_BIN", {"--port", "0", "--idle-timeout", "1"}));
-  const std::uint16_t port = server.wait_listening();
-  REQUIRE(port != 0);
-
-  auto read_to_eof = [](int fd) {
-    std::string all;
-    char chunk[256];
-    for (ssize_t n; (n = ::recv(fd, chunk, sizeof chunk, 0)) > 0;) all.append(chunk, n);
-    ::close(fd);
-    return all;
-  };
-  auto send_text = [](int fd, std::string_view text) {
-    REQUIRE(::send(fd, text.data(), text.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(text.size()));
-  };
+  tutorial_server hello("HELLO_SERVICE_BIN", {"--port", "0", "--idle-timeout", "1"});
 
   // The first client sends half its name and pauses; the second is served meanwhile.
-  const int slow = raw_connect(port);
+  owned_fd slow = hello.connect();
   send_text(slow, "Gr");
-  const int quick = raw_connect(port);
+  owned_fd quick = hello.connect();
   send_text(quick, "Ada\r\n");
   CHECK(read_to_eof(quick) == "hello, who are you?\nhello, Ada!\n");
   send_text(slow, "ace\n");
   CHECK(read_to_eof(slow) == "hello, who are you?\nhello, Grace!\n");
 
-  // A client that never answers is dropped after --idle-timeout.
-  CHECK(read_to_eof(raw_connect(port)) == "hello, who are you?\n");
+  // A name over 100 bytes is refused; a client that never answers is dropped after --idle-timeout.
+  owned_fd verbose = hello.connect();
+  send_text(verbose, std::string(101, 'a') + "\n");
+  CHECK(read_to_eof(verbose) == "hello, who are you?\nerror: name too long\n");
+  owned_fd silent = hello.connect();
+  CHECK(read_to_eof(silent) == "hello, who are you?\n");
 
-  server.signal(SIGTERM);
-  CHECK(server.wait_exit(10s) == 0);
+  hello.process.signal(SIGTERM);
+  CHECK(hello.process.wait_exit(10s) == 0);
 }
