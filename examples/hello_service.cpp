@@ -1,34 +1,26 @@
 // The service docs/writing-a-service.md builds: ask each client its name,
-// greet it, close. One sequential coroutine per client; the runtime and
-// serve_stream do the rest.
-#include <array>
-#include <string>
-
+// greet it, close. One sequential coroutine per client; serve_stream gives it
+// the limits, statistics and shutdown of the built-in services.
+//
+//   hello-service --port 7070 --backend epoll
+//   Try it: nc 127.0.0.1 7070
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
-
-#include "common/cli.hpp"
+#include <switchboard/cli11.hpp>
 #include <switchboard/server.hpp>
 
 using namespace switchboard;
-using namespace switchboard::services;
 
 task<void> greet(connection& client) {
-  if (!co_await client.write_all("hello, who are you?\n")) co_return;
-  std::string name;
-  std::array<std::byte, 64> chunk;
-  while (name.find('\n') == std::string::npos) {
-    auto n = co_await client.read_some(chunk);  // fails after --idle-timeout
-    if (!n || *n == 0) co_return;                // an error, a timeout or EOF: close
-    if (name.empty()) client.begin_request();    // now the line has --request-timeout
-    name.append(reinterpret_cast<const char*>(chunk.data()), *n);
-    if (name.size() > 100) {
-      (void)co_await client.write_all("error: name too long\n");
-      co_return;
-    }
+  auto asked = co_await client.write_all("hello, who are you?\n");
+  if (!asked) co_return;  // not `!co_await ...`: g++ 12 miscompiles a unary operator on a co_await
+  // Waits up to --idle-timeout for the first byte, then --request-timeout for the line.
+  auto name = co_await client.read_line(100);
+  if (!name) {
+    if (name.error() == read_errc::too_long) (void)co_await client.write_all("error: name too long\n");
+    co_return;  // no line: EOF, a timeout or an error; the connection closes
   }
-  name.erase(name.find_first_of("\r\n"));
-  (void)co_await client.write_all(fmt::format("hello, {}!\n", name));  // closing either way
+  (void)co_await client.write_all(fmt::format("hello, {}!\n", *name));  // closing either way
 }
 
 int main(int argc, char** argv) {

@@ -10,11 +10,10 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
+#include <switchboard/cli11.hpp>
+#include <switchboard/log.hpp>
 #include <switchboard/net.hpp>
 #include <switchboard/time.hpp>
-
-#include "common/cli.hpp"
-#include <switchboard/log.hpp>
 
 using namespace switchboard;
 

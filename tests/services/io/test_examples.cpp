@@ -1,18 +1,21 @@
 // The programs in examples/ as a reader runs them, on the backend under test:
 // select-demo with every kind of standard input, timeout-demo's deadline on a
-// whole line, and the tutorial's hello service answering a raw socket.
+// whole line, and the tutorial's services, hello and kv, answering raw sockets.
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "../../support/async.hpp"
@@ -70,6 +73,51 @@ void expect_wakes_on_data(int stdin_fd, const owned_fd& writer, std::string_view
 // Seconds since `start`.
 double seconds_since(steady_clock::time_point start) {
   return std::chrono::duration<double>(steady_clock::now() - start).count();
+}
+
+// A tutorial service run as a reader runs it, with `args`.
+struct tutorial_server {
+  tutorial_server(const char* env_name, std::vector<std::string> args)
+      : process(example(env_name, std::move(args))) {
+    REQUIRE(port != 0);
+  }
+  child_process process;
+  const std::uint16_t port = process.wait_listening();  // with --port 0, the one the kernel picked
+
+  // A client: a blocking socket whose reads give up after 10 s.
+  owned_fd connect() const { return owned_fd(raw_connect(port)); }
+};
+
+void send_text(const owned_fd& client, std::string_view text) {
+  REQUIRE(::send(client.get(), text.data(), text.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(text.size()));
+}
+
+// What the client receives until EOF, a reset or 10 s of silence; then it
+// hangs up, so that the server's lingering close ends at once.
+std::string read_to_eof(owned_fd& client) {
+  std::string all;
+  char chunk[256];
+  for (ssize_t n; (n = ::recv(client.get(), chunk, sizeof chunk, 0)) > 0;) all.append(chunk, n);
+  client.close();
+  return all;
+}
+
+// The next `count` lines the client receives, byte by byte so that nothing after them is taken.
+std::string read_lines(const owned_fd& client, std::size_t count) {
+  std::string lines;
+  char byte;
+  while (static_cast<std::size_t>(std::count(lines.begin(), lines.end(), '\n')) < count &&
+         ::recv(client.get(), &byte, 1, 0) == 1) {
+    lines += byte;
+  }
+  return lines;
+}
+
+// Sends `lines` and returns the next `replies` lines received.
+std::string ask(const owned_fd& client, std::string_view lines, std::size_t replies = 1) {
+  send_text(client, lines);
+  return read_lines(client, replies);
 }
 
 }  // namespace
@@ -152,33 +200,118 @@ TEST_CASE("timeout-demo's deadline covers the whole line, however the bytes drip
 
 TEST_CASE("the tutorial's hello service greets raw socket clients, several at once",
           "[io][examples]") {
-  child_process server(example("HELLO_SERVICE_BIN", {"--port", "0", "--idle-timeout", "1"}));
-  const std::uint16_t port = server.wait_listening();
-  REQUIRE(port != 0);
-
-  auto read_to_eof = [](int fd) {
-    std::string all;
-    char chunk[256];
-    for (ssize_t n; (n = ::recv(fd, chunk, sizeof chunk, 0)) > 0;) all.append(chunk, n);
-    ::close(fd);
-    return all;
-  };
-  auto send_text = [](int fd, std::string_view text) {
-    REQUIRE(::send(fd, text.data(), text.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(text.size()));
-  };
+  tutorial_server hello("HELLO_SERVICE_BIN", {"--port", "0", "--idle-timeout", "1"});
 
   // The first client sends half its name and pauses; the second is served meanwhile.
-  const int slow = raw_connect(port);
+  owned_fd slow = hello.connect();
   send_text(slow, "Gr");
-  const int quick = raw_connect(port);
+  owned_fd quick = hello.connect();
   send_text(quick, "Ada\r\n");
   CHECK(read_to_eof(quick) == "hello, who are you?\nhello, Ada!\n");
   send_text(slow, "ace\n");
   CHECK(read_to_eof(slow) == "hello, who are you?\nhello, Grace!\n");
 
-  // A client that never answers is dropped after --idle-timeout.
-  CHECK(read_to_eof(raw_connect(port)) == "hello, who are you?\n");
+  // A name over 100 bytes is refused; a client that never answers is dropped after --idle-timeout.
+  owned_fd verbose = hello.connect();
+  send_text(verbose, std::string(101, 'a') + "\n");
+  CHECK(read_to_eof(verbose) == "hello, who are you?\nerror: name too long\n");
+  owned_fd silent = hello.connect();
+  CHECK(read_to_eof(silent) == "hello, who are you?\n");
 
-  server.signal(SIGTERM);
-  CHECK(server.wait_exit(10s) == 0);
+  hello.process.signal(SIGTERM);
+  CHECK(hello.process.wait_exit(10s) == 0);
+}
+
+TEST_CASE("the tutorial's kv service answers each line, and its clients share the store",
+          "[io][examples]") {
+  tutorial_server kv("KV_SERVICE_BIN", {"--port", "0"});
+  const owned_fd writer = kv.connect();
+  CHECK(ask(writer, "SET greeting hello, world\n") == "OK\n");
+  CHECK(ask(writer, "GET greeting\r\n") == "VALUE hello, world\n");
+  CHECK(ask(writer, "GET nothing\n") == "NOT FOUND\n");
+  CHECK(ask(writer, "SET empty \n") == "OK\n");
+  CHECK(ask(writer, "GET empty\n") == "VALUE \n");
+  CHECK(ask(writer, "PUT a b\n") == "ERR expected SET key value or GET key\n");
+  CHECK(ask(writer, "SET novalue\n") == "ERR expected SET key value or GET key\n");
+  CHECK(ask(writer, "\n") == "ERR expected SET key value or GET key\n");
+
+  // Several lines in one read, one line over several: a reply for each line, in order.
+  CHECK(ask(writer, "SET n 1\nSET n 2\nGET n\n", 3) == "OK\nOK\nVALUE 2\n");
+  send_text(writer, "GE");
+  std::this_thread::sleep_for(50ms);
+  send_text(writer, "T n");
+  CHECK(ask(writer, "\n") == "VALUE 2\n");
+
+  owned_fd reader = kv.connect();
+  CHECK(ask(reader, "GET greeting\n") == "VALUE hello, world\n");
+
+  // A client that closes after its last line ends its session cleanly.
+  send_text(reader, "GET n\n");
+  ::shutdown(reader.get(), SHUT_WR);
+  CHECK(read_to_eof(reader) == "VALUE 2\n");
+}
+
+TEST_CASE("the tutorial's kv service takes lines of 256 bytes and closes on a longer one",
+          "[io][examples]") {
+  tutorial_server kv("KV_SERVICE_BIN", {"--port", "0"});
+  const std::string value(256 - 6, 'v');  // "SET k " and the value: 256 bytes
+  owned_fd client = kv.connect();
+  CHECK(ask(client, "SET k " + value + "\r\n") == "OK\n");
+  CHECK(ask(client, "GET k\n") == "VALUE " + value + "\n");
+
+  send_text(client, "SET k " + value + "v\n");
+  CHECK(read_to_eof(client) == "ERR line too long\n");
+
+  // Without a line end at all, the reply comes as soon as the 257th byte does.
+  const owned_fd flood = kv.connect();
+  send_text(flood, std::string(257, 'x'));
+  CHECK(read_lines(flood, 1) == "ERR line too long\n");
+
+  const owned_fd next = kv.connect();
+  CHECK(ask(next, "GET k\n") == "VALUE " + value + "\n");
+}
+
+TEST_CASE("the tutorial's kv service lets a client think between lines for --idle-timeout, "
+          "but a line must arrive within --request-timeout",
+          "[io][examples]") {
+  tutorial_server kv("KV_SERVICE_BIN", {"--port", "0", "--idle-timeout", "3", "--request-timeout", "1"});
+  const auto start = steady_clock::now();
+  owned_fd silent = kv.connect();
+
+  // A pause longer than the request timeout, between lines, is idle time.
+  const owned_fd thinker = kv.connect();
+  CHECK(ask(thinker, "SET a 1\n") == "OK\n");
+  std::this_thread::sleep_for(1500ms);
+  CHECK(ask(thinker, "GET a\n") == "VALUE 1\n");
+
+  // A byte every 200 ms keeps the idle timeout away, not the request timeout.
+  owned_fd dripper = kv.connect();
+  const auto drip_start = steady_clock::now();
+  pollfd closed{.fd = dripper.get(), .events = POLLIN, .revents = 0};
+  for (int sent = 0; sent < 50 && ::poll(&closed, 1, 200) == 0; ++sent) {
+    (void)::send(dripper.get(), "x", 1, MSG_NOSIGNAL);
+  }
+  const double dripped = seconds_since(drip_start);
+  CHECK(read_to_eof(dripper).empty());
+  CHECK(dripped >= 1.0);
+  CHECK(dripped < 3.0);
+
+  // A client that never sends a byte is closed after the idle timeout.
+  CHECK(read_to_eof(silent).empty());
+  CHECK(seconds_since(start) >= 3.0);
+}
+
+TEST_CASE("the tutorial's kv service drains on SIGTERM: a client mid-conversation finishes, then exit 0",
+          "[io][examples]") {
+  tutorial_server kv("KV_SERVICE_BIN", {"--port", "0"});
+  owned_fd client = kv.connect();
+  CHECK(ask(client, "SET a 1\n") == "OK\n");
+
+  kv.process.signal(SIGTERM);
+  REQUIRE(kv.process.wait_for_line("draining connections"));
+  CHECK(ask(client, "GET a\n") == "VALUE 1\n");
+  CHECK_FALSE(kv.process.wait_exit(300ms));  // the server waits for its client
+
+  client.close();
+  CHECK(kv.process.wait_exit(10s) == 0);
 }
