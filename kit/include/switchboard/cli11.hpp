@@ -4,7 +4,8 @@
 // library: only a program that includes this header does.
 //
 //   CLI::App app{"hello: greets each client"};
-//   switchboard::server_state server{.service = "hello"};
+//   switchboard::server_state server;
+//   server.service = "hello";
 //   switchboard::add_server_options(app, server.options, 7070);
 //   if (auto status = switchboard::parse_command_line(app, argc, argv)) return *status;
 //   return switchboard::run_on_backend(server.options.backend, [&] { return serve_stream(server, greet); });
