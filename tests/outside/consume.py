@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""The out-of-tree consumer (examples/outside) as a user builds it.
+
+  consume.py SOURCE_ROOT
+
+1. Installs this tree with -Dservices=disabled into a temporary prefix: the
+   runtime and the kit only, with no CLI11, OpenSSL or Catch2 looked up.
+2. Builds examples/outside against that prefix through pkg-config alone.
+3. Runs it on select, epoll and uring (exit 69, the backend refused here,
+   skips that one) and talks to it over loopback: replies to lines, then
+   SIGTERM with a client connected, which it must serve to the end and exit 0.
+4. Builds it again with this tree as a meson subproject, and checks that the
+   build holds nothing but the library and the consumer.
+"""
+import json
+import os
+import queue
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+LIBRARY_DEPENDENCIES = {"fmt", "liburing"}
+LIBRARY_TARGETS = {"switchboard", "switchboard-kit"}
+CONSUMER = "shout"
+
+
+class Failure(Exception):
+    pass
+
+
+def check(condition, message):
+    if not condition:
+        raise Failure(message)
+
+
+def run(command, env, timeout=300):
+    print("$", " ".join(str(part) for part in command), flush=True)
+    done = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, timeout=timeout)
+    if done.returncode != 0:
+        print(done.stdout)
+        raise Failure(f"{command[0]} exited {done.returncode}")
+    return done.stdout
+
+
+def introspect(build_dir, what, env):
+    return json.loads(run(["meson", "introspect", build_dir, "--" + what], env, timeout=60))
+
+
+def check_only_library(build_dir, source, consumer_sources, env):
+    """What the build dir can build: the library and the consumer, no more.
+    Returns the objects it compiles."""
+    dependencies = {d["name"] for d in introspect(build_dir, "dependencies", env)}
+    check(dependencies <= LIBRARY_DEPENDENCIES | {"switchboard"},
+          f"{build_dir} looked up more than the library needs: {sorted(dependencies)}")
+    targets = {t["name"] for t in introspect(build_dir, "targets", env)}
+    expected = LIBRARY_TARGETS | ({CONSUMER} if consumer_sources else set())
+    check(targets == expected, f"{build_dir} builds {sorted(targets)}, not {sorted(expected)}")
+    library_sources = [source / "runtime" / "src", source / "kit" / "src"]
+    commands = json.loads((build_dir / "compile_commands.json").read_text())
+    for command in commands:
+        compiled = (Path(command["directory"]) / command["file"]).resolve()
+        check(compiled in consumer_sources or any(compiled.is_relative_to(d) for d in library_sources),
+              f"{build_dir} compiles {compiled}, neither the library nor the consumer")
+    check(len(commands) > len(consumer_sources), f"{build_dir} compiles no library source")
+    return {command["output"] for command in commands}
+
+
+class Server:
+    """The consumer as a child process, its stderr read line by line."""
+
+    def __init__(self, program, backend):
+        self.process = subprocess.Popen([program, backend, "0"], stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.lines = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.process.stderr:
+            print("  server:", line.rstrip("\n"), flush=True)
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def wait_for(self, pattern, timeout=10):
+        """The match of the first stderr line with `pattern`; None when stderr ended first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise Failure(f"no line matching {pattern!r} within {timeout} s")
+            if line is None:
+                return None
+            if match := re.search(pattern, line):
+                return match
+
+    def exit_status(self, timeout=10):
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise Failure(f"still running {timeout} s after it should have exited")
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def exchange(client, sent, expected):
+    """Sends each of `sent` as its own write, then reads until `expected` came back."""
+    for part in sent:
+        client.sendall(part)
+        time.sleep(0.05)  # separate segments, so that a line spans several reads
+    received = b""
+    while len(received) < len(expected):
+        chunk = client.recv(4096)
+        if not chunk:
+            break
+        received += chunk
+    check(received == expected, f"sent {sent}, expected {expected}, got {received}")
+
+
+def serve_lines(program, backend):
+    """Runs the consumer on `backend`; False when this kernel refuses the backend."""
+    server = Server(program, backend)
+    try:
+        listening = server.wait_for(r"listening on 127\.0\.0\.1:(\d+) \(tcp, backend (\w+)\)")
+        if listening is None:
+            status = server.exit_status()
+            if backend == "uring" and status == 69:
+                return False
+            raise Failure(f"{backend}: exited {status} before listening")
+        check(listening[2] == backend, f"asked for {backend}, it listens with {listening[2]}")
+        port = int(listening[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+            exchange(client, [b"hel", b"lo\nsecond line\r\n", b"third\n"], b"HELLO\nSECOND LINE\nTHIRD\n")
+            exchange(client, [b"x" * 300 + b"\n"], b"error: line too long\n")
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+            exchange(client, [b"before stop\n"], b"BEFORE STOP\n")
+            server.process.send_signal(signal.SIGTERM)
+            check(server.wait_for(r"no longer accepting; draining") is not None, "no drain after SIGTERM")
+            time.sleep(0.5)  # a drain cut short would have ended the connection by now
+            check(server.process.poll() is None, f"{backend}: exited while draining a connected client")
+            exchange(client, [b"while draining\n"], b"WHILE DRAINING\n")
+        check(server.wait_for(r"stats: open 0 total 2 ") is not None, "no final statistics")
+        status = server.exit_status()
+        check(status == 0, f"{backend}: exit {status} after a drained SIGTERM, not 0")
+        return True
+    finally:
+        server.stop()
+
+
+def main(source):
+    work = Path(tempfile.mkdtemp(prefix="switchboard-outside-"))
+    # The build directories change with every run; the compile commands
+    # (relative paths) do not. Not hashing the directory lets ccache reuse
+    # them, at the price of debug info naming a directory that is gone.
+    env = dict(os.environ, CCACHE_NOHASHDIR="1")
+    env.pop("PKG_CONFIG_PATH", None)
+    try:
+        prefix = work / "prefix"
+        library = work / "library"
+        run(["meson", "setup", library, source, "-Dservices=disabled", f"--prefix={prefix}",
+             "-Dwerror=true", "--wrap-mode=nodownload"], env)
+        check_only_library(library, source, set(), env)
+        run(["ninja", "-C", library], env)
+        run(["meson", "install", "-C", library, "--quiet"], env)
+        installed = [p.relative_to(prefix) for p in prefix.rglob("*") if p.is_file()]
+        check(not (prefix / "bin").exists(), f"the library install has programs: {sorted(map(str, installed))}")
+        pc_files = list(prefix.rglob("pkgconfig/switchboard.pc"))
+        check(len(pc_files) == 1, "no switchboard.pc installed")
+
+        consumer_source = source / "examples" / "outside"
+        consumer = work / "consumer"
+        # nofallback: found through pkg-config or not at all.
+        run(["meson", "setup", consumer, consumer_source, "-Dwerror=true", "--wrap-mode=nofallback"],
+            dict(env, PKG_CONFIG_PATH=str(pc_files[0].parent)))
+        run(["ninja", "-C", consumer], env)
+        for backend in ["select", "epoll", "uring"]:
+            print(f"{backend}:", "ok" if serve_lines(consumer / CONSUMER, backend) else "skipped (exit 69)",
+                  flush=True)
+
+        # The consumer with this tree as subprojects/switchboard, as a parent
+        # project holds it (a wrap or a checkout; here a link).
+        parent = work / "parent"
+        shutil.copytree(consumer_source, parent)
+        (parent / "subprojects").mkdir()
+        (parent / "subprojects" / "switchboard").symlink_to(source, target_is_directory=True)
+        parent_build = work / "parent-build"
+        run(["meson", "setup", parent_build, parent, "-Dwerror=true", "--wrap-mode=nodownload",
+             "--force-fallback-for=switchboard"], env)
+        parent_sources = {p.resolve() for p in parent.glob("*.cpp")}
+        objects = check_only_library(parent_build, source, parent_sources, env)
+        built = run(["ninja", "-C", parent_build], env)
+        compiled = set(re.findall(r"Compiling C\+\+ object (\S+)", built))
+        check(compiled == objects, f"ninja compiled {sorted(compiled - objects)} besides, "
+              f"or left out {sorted(objects - compiled)} of, the library and the consumer")
+        check(serve_lines(parent_build / CONSUMER, "select"), "the subproject build's consumer refused select")
+        print("subproject: ok")
+    except (Failure, subprocess.TimeoutExpired) as e:
+        print("FAIL:", e, flush=True)
+        return 1
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1]).resolve()))
