@@ -25,7 +25,8 @@ task<void> shout(connection& client) {
     std::string reply(*line);
     std::ranges::transform(reply, reply.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
     reply += '\n';
-    if (!co_await client.write_all(reply)) co_return;
+    auto sent = co_await client.write_all(reply);
+    if (!sent) co_return;  // not `!co_await ...`: g++ 12 miscompiles a unary operator on a co_await
   }
 }
 

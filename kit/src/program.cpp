@@ -35,13 +35,16 @@ int run_on_backend(const std::string& backend, const std::function<task<int>()>&
     }
   } else if (auto named = parse_backend(backend)) {
     kind = *named;
+  } else {
+    log("error: unknown backend '{}': expected select, epoll, uring (or io_uring), or auto", backend);
+    return exit_usage;
   }
   std::optional<runtime> rt;
   try {
     rt.emplace(kind);
   } catch (const backend_unavailable& refused) {
-    log("error: backend {} unavailable: {}; use --backend epoll, or --backend auto to fall back",
-        to_string(kind), refused.what());
+    log("error: backend {} unavailable: {}; name epoll, or auto to fall back", to_string(kind),
+        refused.what());
     return exit_unavailable;
   }
   try {

@@ -186,6 +186,10 @@ def main(source):
         for backend in ["select", "epoll", "uring"]:
             print(f"{backend}:", "ok" if serve_lines(consumer / CONSUMER, backend) else "skipped (exit 69)",
                   flush=True)
+        # A backend the kit does not know is a usage error, never a silent select.
+        unknown = subprocess.run([consumer / CONSUMER, "bogus"], capture_output=True, text=True, timeout=10)
+        check(unknown.returncode == 2 and "unknown backend 'bogus'" in unknown.stderr,
+              f"shout bogus: exit {unknown.returncode}, stderr {unknown.stderr!r}")
 
         # The consumer with this tree as subprojects/switchboard, as a parent
         # project holds it (a wrap or a checkout; here a link).

@@ -27,7 +27,7 @@ void prepare_process();
 // "epoll", "uring" or "io_uring", or "auto": the best this kernel allows,
 // saying why when it is not uring), then runs `main` on it. Returns main's
 // status; 69 when the backend is refused, with the reason on stderr; 1 when
-// main throws.
+// main throws; 2 (a usage error) for a name it does not know.
 int run_on_backend(const std::string& backend, const std::function<task<int>()>& main);
 
 }  // namespace switchboard
