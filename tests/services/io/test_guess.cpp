@@ -461,18 +461,35 @@ TEST_CASE("a duplicated UDP guess is answered twice but counted once", "[io][gue
   server.stop();
 }
 
+namespace {
+
+// A UDP socket on 127.0.0.1 and a free port, for a stand-in server.
+int bound_udp_socket() {
+  const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in addr = loopback(0);
+  REQUIRE(::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
+  return fd;
+}
+
+// guess-client --udp --auto against the stand-in server on `fake`,
+// resending each datagram after 50 ms without a reply.
+child_process impatient_client(int fake) {
+  sockaddr_in addr{};
+  socklen_t size = sizeof addr;
+  REQUIRE(::getsockname(fake, reinterpret_cast<sockaddr*>(&addr), &size) == 0);
+  return child_process({program(), "guess-client", "--udp", "--auto", "--port",
+                        std::to_string(ntohs(addr.sin_port)), "--try-timeout", "0.05",
+                        "--backend", backend_name()});
+}
+
+}  // namespace
+
 TEST_CASE("guess-client resends a guess whose reply was lost and drops the late replies",
           "[io][guess][udp]") {
   // A stand-in server on a lossy, duplicating network: the first copy of
   // each datagram is lost, and the second is answered twice.
-  const int fake = ::socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in addr = loopback(0);
-  REQUIRE(::bind(fake, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t size = sizeof addr;
-  REQUIRE(::getsockname(fake, reinterpret_cast<sockaddr*>(&addr), &size) == 0);
-  child_process client({program(), "guess-client", "--udp", "--auto", "--port",
-                        std::to_string(ntohs(addr.sin_port)), "--try-timeout", "0.05",
-                        "--backend", backend_name()});
+  const int fake = bound_udp_socket();
+  child_process client = impatient_client(fake);
   switchboard::services::guess::game play(37, 100);
   std::optional<std::string> last;
   std::size_t received = 0;
@@ -510,14 +527,8 @@ TEST_CASE("guess-client drops the late replies of a slow network that answers ev
   // guess included, is answered 120 ms after it arrives, while the client
   // resends after 50 ms. The replies to the second and third copies come
   // more than one try timeout after the first reply.
-  const int fake = ::socket(AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in addr = loopback(0);
-  REQUIRE(::bind(fake, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
-  socklen_t size = sizeof addr;
-  REQUIRE(::getsockname(fake, reinterpret_cast<sockaddr*>(&addr), &size) == 0);
-  child_process client({program(), "guess-client", "--udp", "--auto", "--port",
-                        std::to_string(ntohs(addr.sin_port)), "--try-timeout", "0.05",
-                        "--backend", backend_name()});
+  const int fake = bound_udp_socket();
+  child_process client = impatient_client(fake);
   switchboard::services::guess::game play(37, 100);
   struct delayed_reply {
     steady::time_point due;
