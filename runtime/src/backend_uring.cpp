@@ -530,11 +530,11 @@ std::unique_ptr<backend> make_uring_backend(loop_state& loop) {
 
 }  // namespace switchboard::detail
 
-#else  // built without liburing: the backend is refused like a kernel without io_uring
+#else  // built without liburing: the backend is refused, and not blamed on the kernel
 
 namespace switchboard::detail {
 std::unique_ptr<backend> make_uring_backend(loop_state&) {
-  throw backend_unavailable(backend_kind::uring, std::error_code(ENOSYS, std::generic_category()),
+  throw backend_unavailable(backend_kind::uring, std::make_error_code(std::errc::not_supported),
                             "switchboard was built without liburing");
 }
 }  // namespace switchboard::detail
