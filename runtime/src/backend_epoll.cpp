@@ -17,6 +17,7 @@
 #include <fmt/core.h>
 
 #include "readiness.hpp"
+#include "trace.hpp"
 
 namespace switchboard::detail {
 namespace {
@@ -74,10 +75,12 @@ class epoll_backend final : public backend {
                                                            INT32_MAX));
     }
     const int n = ::epoll_wait(epfd_, events_.data(), static_cast<int>(events_.size()), timeout_ms);
+    if (loop_.trace) loop_.trace->wait_returned(std::max(n, 0));
     if (n <= 0) return;  // timeout, or EINTR: the loop simply turns again
     for (int i = 0; i < n; ++i) {
       const std::uint32_t ev = events_[i].events;
       const int fd = events_[i].data.fd;
+      if (loop_.trace) trace_event(ev, fd);
       if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) table_.hung_up(fd);
       if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) table_.ready(fd, direction::read);
       if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) table_.ready(fd, direction::write);
@@ -96,6 +99,18 @@ class epoll_backend final : public backend {
   std::string describe() const override { return "epoll, edge-triggered"; }
 
  private:
+  void trace_event(std::uint32_t ev, int fd) {
+    std::string names;
+    for (const auto& [bit, name] : {std::pair{EPOLLIN, "EPOLLIN"}, std::pair{EPOLLOUT, "EPOLLOUT"},
+                                     std::pair{EPOLLRDHUP, "EPOLLRDHUP"}, std::pair{EPOLLHUP, "EPOLLHUP"},
+                                     std::pair{EPOLLERR, "EPOLLERR"}}) {
+      if (!(ev & static_cast<std::uint32_t>(bit))) continue;
+      if (!names.empty()) names += '|';
+      names += name;
+    }
+    loop_.trace->set_cause("epoll_wait → {} fd {}", names, fd);
+  }
+
   loop_state& loop_;
   readiness_table table_;
   std::vector<epoll_event> events_;

@@ -17,6 +17,7 @@
 #include <fmt/core.h>
 
 #include "readiness.hpp"
+#include "trace.hpp"
 
 namespace switchboard::detail {
 namespace {
@@ -58,7 +59,7 @@ class fd_bits {
 
 class select_backend final : public backend {
  public:
-  explicit select_backend(loop_state& loop) : table_(loop) {}
+  explicit select_backend(loop_state& loop) : loop_(loop), table_(loop) {}
 
   backend_kind kind() const noexcept override { return backend_kind::select; }
 
@@ -90,10 +91,12 @@ class select_backend final : public backend {
     const int n = ::select(highest_fd_ + 1, ready_[0].as_fd_set(), ready_[1].as_fd_set(), nullptr,
                            timeout ? &tv : nullptr);
     if (n < 0 && errno == EBADF) fail_closed_fds();
+    if (loop_.trace) loop_.trace->wait_returned(std::max(n, 0));
     if (n <= 0) return;  // timeout, or EINTR: the loop simply turns again
     for (int d = 0; d < 2; ++d) {
       const auto dir = static_cast<direction>(d);
       ready_[d].for_each([&](int fd) {
+        if (loop_.trace) trace_ready(fd, dir, n);
         table_.ready(fd, dir);
         unwatch_if_idle(fd, dir);
       });
@@ -136,6 +139,14 @@ class select_backend final : public backend {
     }
   }
 
+  void trace_ready(int fd, direction dir, int ready) {
+    int watched = 0;
+    for (const fd_bits& bits : watch_) bits.for_each([&](int) { ++watched; });
+    loop_.trace->set_cause("select() → fd {} {} ({} of {} fds ready)", fd,
+                           dir == direction::read ? "readable" : "writable", ready, watched);
+  }
+
+  loop_state& loop_;
   readiness_table table_;
   fd_bits watch_[2];  // fds with parked operations, per direction
   fd_bits ready_[2];  // select's in/out copies

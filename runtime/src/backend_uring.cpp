@@ -28,6 +28,7 @@
 
 #include "backend.hpp"
 #include "starved.hpp"
+#include "trace.hpp"
 
 #if SWITCHBOARD_HAVE_URING
 #include <liburing.h>
@@ -416,14 +417,23 @@ class uring_backend final : public backend {
       take_completions();
       if (taken_.empty()) return;
       handling_.swap(taken_);
+      if (loop_.trace) loop_.trace->wait_returned(static_cast<int>(handling_.size()));
       for (const completion& c : handling_) {
         if (c.tag == 0) continue;  // a cancel's own answer
         auto& op = *reinterpret_cast<operation*>(c.tag & ~std::uint64_t{poll_stage});
+        if (loop_.trace) trace_cqe(op, (c.tag & poll_stage) != 0, c.res);
         if (c.flags & IORING_CQE_F_BUFFER) take_buffer(op, c.res, c.flags >> IORING_CQE_BUFFER_SHIFT);
         finish(op, (c.tag & poll_stage) != 0, c.res);
       }
       handling_.clear();
     }
+  }
+
+  void trace_cqe(const operation& op, bool from_poll, int res) {
+    static constexpr const char* names[] = {"accept", "recv",    "send",     "connect", "recvmsg",
+                                            "sendmsg", "poll_add", "splice", "wait"};
+    const char* name = from_poll ? "poll_add" : names[static_cast<int>(op.code)];
+    loop_.trace->set_cause("CQE res={} for {} fd {}", res, name, op.fd);
   }
 
   // Ops in flight per fd, so that forget() can find them.

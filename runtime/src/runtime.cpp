@@ -11,6 +11,7 @@
 #include <fmt/core.h>
 
 #include "backend.hpp"
+#include "trace.hpp"
 #include "switchboard/time.hpp"
 
 namespace switchboard {
@@ -68,14 +69,17 @@ bool start(operation& op, std::coroutine_handle<> waiter, cancel_scope* scope) {
     op.res = res;
     if (loop.budget > 0) {
       --loop.budget;
+      if (loop.trace) loop.trace->op_started(op, res, false);
       return false;
     }
+    if (loop.trace) loop.trace->op_started(op, res, true);
     op.run = resume_waiter;  // out of budget: finish through the queue, behind the others
     loop.post(op);
     return true;
   }
 
   op.in_flight = true;
+  if (loop.trace) loop.trace->op_started(op, -EAGAIN, false);
   op.scope = scope;
   if (scope) scope->attach(op);
   if (op.has_timeout) op.limit_by(clock::now() + op.timeout);
@@ -99,6 +103,7 @@ void loop_state::complete(operation& op, int res) noexcept {
   if (op.code != op_code::wait) --in_flight;
   if (res == -ECANCELED && op.cancel_errno) res = -op.cancel_errno;
   op.res = res;
+  if (trace) trace->op_completed(op, res);
   if (op.armed()) timers.remove(op);
   if (op.scope) op.scope->detach(op);
   op.run = resume_waiter;
@@ -108,12 +113,14 @@ void loop_state::complete(operation& op, int res) noexcept {
 void loop_state::cancel(operation& op, int why) noexcept {
   if (!op.in_flight || op.cancel_errno) return;
   op.cancel_errno = why;
+  if (trace) trace->begin_cancel(why);
   if (op.code == op_code::wait) {
     if (op.owner) static_cast<event*>(op.owner)->remove(op);
     complete(op, -ECANCELED);
   } else {
     io->cancel(op);
   }
+  if (trace) trace->end_cancel();
 }
 
 timer_node* timer_heap::top() const noexcept {
@@ -339,6 +346,12 @@ void task_group::spawn(task<void> t, std::string name) {
   ++live_;
   ++total_;
   empty_.reset();
+  if (loop->trace) {
+    auto member = detail::run_member(*this, std::move(t), name);
+    loop->post(*member.promise);
+    loop->trace->task_posted(*member.promise, name);
+    return;
+  }
   auto member = detail::run_member(*this, std::move(t), std::move(name));
   loop->post(*member.promise);
 }
@@ -374,12 +387,18 @@ runtime::runtime(backend_kind kind, runtime_options options) : kind_(kind) {
     case backend_kind::uring: backend_ = detail::make_uring_backend(loop_); break;
   }
   loop_.io = backend_.get();
+  if (!options.trace.empty()) {
+    tracer_ = std::make_unique<detail::tracer>(loop_, options.trace, options.trace_limit, to_string(kind));
+    loop_.trace = tracer_.get();
+  }
   detail::this_thread_loop = &loop_;
   detail::this_thread_runtime = this;
 }
 
 runtime::~runtime() {
   drain();
+  if (tracer_) tracer_->close();
+  loop_.trace = nullptr;
   backend_.reset();
   detail::this_thread_loop = nullptr;
   detail::this_thread_runtime = nullptr;
@@ -408,6 +427,10 @@ bool runtime::idle() const noexcept {
 }
 
 void runtime::turn() {
+  if (loop_.trace) {
+    traced_turn();
+    return;
+  }
   const auto now = clock::now();
   while (detail::timer_node* timer = loop_.timers.pop_expired(now)) timer->fire(*timer);
 
@@ -417,7 +440,38 @@ void runtime::turn() {
     node->run(*node);
   }
   if (stop_ && *stop_) return;  // the main task just ended: do not wait for I/O
+  wait_for_io();
+}
 
+// turn() with the tracer's hooks around each phase: kept apart so that the
+// untraced turn pays a single branch, not one per phase and per coroutine.
+void runtime::traced_turn() {
+  detail::tracer& trace = *loop_.trace;
+  trace.turn_begin();
+  const auto now = clock::now();
+  std::size_t fired = 0;
+  trace.set_cause("timer");
+  while (detail::timer_node* timer = loop_.timers.pop_expired(now)) {
+    timer->fire(*timer);
+    ++fired;
+  }
+  trace.timers_fired(fired);
+  trace.set_cause("");
+
+  detail::ready_queue batch = loop_.ready.take_all();
+  while (detail::ready_node* node = batch.pop()) {
+    loop_.budget = detail::completion_budget;
+    // The limit may stop the trace in the middle of the turn.
+    detail::tracer* traced = loop_.trace;
+    if (traced) traced->before_run(*node);
+    node->run(*node);
+    if (traced && loop_.trace) traced->after_run();
+  }
+  if (!(stop_ && *stop_)) wait_for_io();  // unless the main task just ended
+  if (loop_.trace) loop_.trace->turn_end();
+}
+
+void runtime::wait_for_io() {
   std::optional<std::chrono::nanoseconds> timeout;
   if (!loop_.ready.empty()) {
     timeout = std::chrono::nanoseconds::zero();
@@ -425,6 +479,13 @@ void runtime::turn() {
     timeout = std::max(std::chrono::nanoseconds::zero(), next->when - clock::now());
   } else if (loop_.in_flight == 0) {
     return;  // nothing to wait for
+  }
+  if (loop_.trace) {
+    detail::tracer& trace = *loop_.trace;
+    trace.wait_begin(timeout);
+    backend_->wait(timeout);
+    if (loop_.trace) loop_.trace->wait_end();
+    return;
   }
   backend_->wait(timeout);
 }

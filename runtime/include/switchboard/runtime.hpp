@@ -57,6 +57,11 @@ struct runtime_options {
   // The most receive buffers (16 KiB each) lent at once across all streams
   // (1 to 65,535). When all are lent, receive() waits until one comes back.
   std::size_t receive_buffers = detail::buffer_pool::default_limit;
+  // Writes a Chrome trace-event JSON file of every task, operation and loop
+  // turn here (docs/tracing.md); empty: no tracing, and no cost but one branch per hook.
+  std::string trace{};
+  // Events the trace may hold; past it tracing stops and the file says so.
+  std::size_t trace_limit = 1'000'000;
 };
 
 class runtime {
@@ -96,11 +101,15 @@ class runtime {
   // True when nothing is ready, timed or in flight: no task can ever resume.
   bool idle() const noexcept;
   void turn();
+  void traced_turn();
+  // The backend's wait: not at all when coroutines are ready, else until the nearest deadline.
+  void wait_for_io();
   void drain() noexcept;
 
   backend_kind kind_;
   detail::loop_state loop_;
   std::unique_ptr<detail::backend> backend_;
+  std::unique_ptr<detail::tracer> tracer_;
   task_group spawned_;
   const bool* stop_ = nullptr;  // run_until's flag: stop turning once it is set
 };
@@ -144,6 +153,7 @@ T runtime::run(task<T> main) {
   start.coro = driver.native();
   start.run = [](detail::ready_node& node) { static_cast<starter&>(node).coro.resume(); };
   loop_.post(start);
+  if (loop_.trace) detail::trace_task_posted(loop_, start, "main");
   run_until(out.done);
   drain();
   if (out.error) std::rethrow_exception(out.error);

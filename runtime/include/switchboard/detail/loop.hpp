@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string_view>
 #include <vector>
 
 #include "switchboard/buffer.hpp"
@@ -11,6 +12,7 @@
 namespace switchboard::detail {
 
 class backend;
+class tracer;
 
 // An intrusive FIFO of ready_nodes: posting allocates nothing.
 class ready_queue {
@@ -90,6 +92,8 @@ struct loop_state {
   timer_heap timers;
   buffer_pool buffers;
   backend* io = nullptr;
+  // The tracer (runtime_options::trace), or null: every hook is one branch on it.
+  tracer* trace = nullptr;
   // Backend operations started and not yet completed.
   std::size_t in_flight = 0;
   // Operations a coroutine may still complete without suspending before it
@@ -108,6 +112,9 @@ struct loop_state {
   // completion still comes through complete().
   void cancel(operation& op, int why) noexcept;
 };
+
+// Names the task whose first run `node` is, when tracing (runtime::run's main).
+void trace_task_posted(loop_state& loop, ready_node& node, std::string_view name);
 
 // The loop of the runtime running on this thread; null when there is none.
 loop_state* current_loop() noexcept;
