@@ -43,8 +43,8 @@ int run_on_backend(const std::string& backend, const std::function<task<int>()>&
   try {
     rt.emplace(kind);
   } catch (const backend_unavailable& refused) {
-    log("error: backend {} unavailable: {}; name epoll, or auto to fall back", to_string(kind),
-        refused.what());
+    log("error: backend {} unavailable: {}; use --backend epoll, or --backend auto to fall back",
+        to_string(kind), refused.what());
     return exit_unavailable;
   }
   try {
