@@ -29,5 +29,5 @@ int main(int argc, char** argv) {
   server.service = "hello";
   add_server_options(app, server.options, 7070);
   if (auto status = parse_command_line(app, argc, argv)) return *status;
-  return run_on_backend(server.options.backend, [&] { return serve_stream(server, greet); });
+  return run_on_backend(server.options, [&] { return serve_stream(server, greet); });
 }

@@ -45,5 +45,5 @@ int main(int argc, char** argv) {
   if (auto status = parse_command_line(app, argc, argv)) return *status;
   store values;
   auto session = [&values](connection& client) { return serve_client(client, values); };
-  return run_on_backend(server.options.backend, [&] { return serve_stream(server, session); });
+  return run_on_backend(server.options, [&] { return serve_stream(server, session); });
 }

@@ -40,5 +40,5 @@ int main(int argc, char** argv) {
   }
   server.options.backend = argv[1];
   server.options.port = *port;
-  return run_on_backend(server.options.backend, [&] { return serve_stream(server, shout); });
+  return run_on_backend(server.options, [&] { return serve_stream(server, shout); });
 }

@@ -9,6 +9,7 @@
 #include <switchboard/runtime.hpp>
 
 #include "switchboard/log.hpp"
+#include "switchboard/server.hpp"
 
 namespace switchboard {
 
@@ -22,6 +23,16 @@ void prepare_process() {
 }
 
 int run_on_backend(const std::string& backend, const std::function<task<int>()>& main) {
+  return run_on_backend(backend, runtime_options{}, main);
+}
+
+int run_on_backend(const server_options& options, const std::function<task<int>()>& main) {
+  return run_on_backend(options.backend, runtime_options{.trace = options.trace, .trace_limit = options.trace_limit},
+                        main);
+}
+
+int run_on_backend(const std::string& backend, const runtime_options& options,
+                   const std::function<task<int>()>& main) {
   prepare_process();
   backend_kind kind = backend_kind::select;
   if (backend == "auto") {
@@ -41,11 +52,14 @@ int run_on_backend(const std::string& backend, const std::function<task<int>()>&
   }
   std::optional<runtime> rt;
   try {
-    rt.emplace(kind);
+    rt.emplace(kind, options);
   } catch (const backend_unavailable& refused) {
     log("error: backend {} unavailable: {}; use --backend epoll, or --backend auto to fall back",
         to_string(kind), refused.what());
     return exit_unavailable;
+  } catch (const std::exception& e) {  // a trace file that cannot be created, an option out of range
+    log("error: {}", e.what());
+    return exit_failure;
   }
   try {
     return rt->run(main());

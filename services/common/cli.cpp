@@ -58,7 +58,7 @@ CLI::App* add_server_command(CLI::App& app, command_list& commands, const std::s
   CLI::App* cmd = app.add_subcommand(name, description);
   add_server_options(*cmd, server->state.options, default_port);
   commands.push_back({cmd, [server, serve = std::move(serve)] {
-                        return run_on_backend(server->state.options.backend,
+                        return run_on_backend(server->state.options,
                                               [&] { return serve(server->state); });
                       }});
   return cmd;

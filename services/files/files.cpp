@@ -295,7 +295,7 @@ void add_commands(CLI::App& app, command_list& commands) {
   add_seconds(*serve, "--hash-timeout", config->hash_timeout,
               "seconds a client may wait for a file's SHA-256 before it is refused as busy (0: no limit)");
   commands.push_back({serve, [server, config] {
-                        return run_on_backend(server->options.backend, [server, config] {
+                        return run_on_backend(server->options, [server, config] {
                           return run_server(*server, *config);
                         });
                       }});

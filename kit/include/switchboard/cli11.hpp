@@ -8,7 +8,7 @@
 //   server.service = "hello";
 //   switchboard::add_server_options(app, server.options, 7070);
 //   if (auto status = switchboard::parse_command_line(app, argc, argv)) return *status;
-//   return switchboard::run_on_backend(server.options.backend, [&] { return serve_stream(server, greet); });
+//   return switchboard::run_on_backend(server.options, [&] { return serve_stream(server, greet); });
 #pragma once
 
 #include <cmath>
@@ -87,10 +87,25 @@ inline void add_endpoint_options(CLI::App& cmd, std::string& host, std::uint16_t
   cmd.add_option("--unix", unix_path, "Unix-domain socket path instead of TCP")->excludes(port_option);
 }
 
-// --host, --port, --unix, --backend and every limit of `options`.
+// --trace FILE and --trace-limit N: a Chrome trace-event JSON file of the
+// run (docs/tracing.md) and the events it may hold.
+inline void add_trace_options(CLI::App& cmd, std::string& trace, std::size_t& trace_limit) {
+  auto* file = cmd.add_option("--trace", trace,
+                              "write a Chrome trace-event JSON file of every task, operation and loop "
+                              "turn here (open it at ui.perfetto.dev)")
+                   ->type_name("FILE");
+  cmd.add_option("--trace-limit", trace_limit,
+                 "events the trace file may hold; past them tracing stops and the file says so")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str()
+      ->needs(file);
+}
+
+// --host, --port, --unix, --backend, --trace, --trace-limit and every limit of `options`.
 inline void add_server_options(CLI::App& cmd, server_options& options, std::uint16_t default_port) {
   add_endpoint_options(cmd, options.host, options.port, options.unix_path, default_port);
   add_backend_option(cmd, options.backend);
+  add_trace_options(cmd, options.trace, options.trace_limit);
   limits& limit = options.limit;
   cmd.add_option("--max-connections", limit.max_connections,
                  "connections served at once; more are closed at once (0: as many as the fd limit holds)")

@@ -11,6 +11,7 @@
 #include <functional>
 #include <string>
 
+#include "switchboard/runtime.hpp"
 #include "switchboard/task.hpp"
 
 namespace switchboard {
@@ -29,5 +30,11 @@ void prepare_process();
 // status; 69 when the backend is refused, with the reason on stderr; 1 when
 // main throws; 2 (a usage error) for a name it does not know.
 int run_on_backend(const std::string& backend, const std::function<task<int>()>& main);
+
+// The same with the runtime set up by `options` (a trace file, its limit,
+// the receive buffers); 1 when they cannot be honoured (a trace file that
+// cannot be created), with the reason on stderr.
+int run_on_backend(const std::string& backend, const runtime_options& options,
+                   const std::function<task<int>()>& main);
 
 }  // namespace switchboard

@@ -14,6 +14,7 @@
 
 #include <switchboard/buffer.hpp>
 #include <switchboard/net.hpp>
+#include <switchboard/program.hpp>
 #include <switchboard/reader.hpp>
 #include <switchboard/runtime.hpp>
 #include <switchboard/task.hpp>
@@ -47,7 +48,15 @@ struct server_options {
   std::string unix_path;  // listen here instead of TCP when set
   std::string backend = "select";
   limits limit;
+  // --trace: a Chrome trace-event JSON file of the run (docs/tracing.md);
+  // empty: no tracing. --trace-limit: the events it may hold.
+  std::string trace;
+  std::size_t trace_limit = runtime_options{}.trace_limit;
 };
+
+// run_on_backend (program.hpp) on options.backend, tracing as --trace and
+// --trace-limit say.
+int run_on_backend(const server_options& options, const std::function<task<int>()>& main);
 
 struct server_stats {
   std::uint64_t open = 0;
