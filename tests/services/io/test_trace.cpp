@@ -1,0 +1,119 @@
+// --trace FILE and --trace-limit N on a server, as a user runs it: the echo
+// server on the backend under test, over loopback sockets, stopped by
+// SIGTERM, leaves a Chrome trace-event file that Python's json module parses
+// and that names the accept loop and each session's track.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "../../support/async.hpp"
+
+using namespace switchboard::testing;
+
+namespace {
+
+// argv: the file, the port, the mode: "full" (every check) or "limited".
+const char* const checker = R"py(
+import json, sys
+path, port, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+events = json.load(open(path))["traceEvents"]
+names = {e["tid"]: e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
+assert names.get(0) == "loop", names
+for w in (e for e in events if e["ph"] == "X" and e.get("cat") == "wait"):
+    assert "result" in w["args"] or w["args"].get("unfinished"), w
+if mode == "limited":
+    assert "trace limit reached" in events[-1]["name"], events[-1]
+    sys.exit(0)
+assert not any("trace limit reached" in e.get("name", "") for e in events)
+tid = {v: k for k, v in names.items()}
+accept = tid["echo accept loop on 127.0.0.1:" + port]
+sessions = sorted((int(v.split("#")[1].split()[0]), k) for k, v in names.items()
+                  if v.startswith("echo connection #") and " from 127.0.0.1:" in v)
+sessions = [k for _, k in sessions]
+assert len(sessions) == 2, names
+waits = [e for e in events if e["ph"] in ("X", "i") and e.get("cat") in ("wait", "at_once")]
+accepts = [w for w in waits if w["tid"] == accept and w["name"].startswith("accept fd ")]
+assert any(w["args"].get("result", "").startswith("fd ") for w in accepts), accepts
+# The silent client's session waited for its first byte and read EOF when it left.
+silent = [w for w in waits if w["tid"] == sessions[0] and w["name"].startswith(("receive", "read_some"))]
+assert any(w["args"].get("result") == "EOF" for w in silent), silent
+# The other echoed its message.
+served = [w for w in waits if w["tid"] == sessions[1]]
+assert any(w["name"].startswith(("receive", "read_some")) and w["args"].get("result") == "5 B" for w in served), served
+assert any(w["name"].startswith("write_all 5 B") for w in served), served
+)py";
+
+void check_trace(const std::string& path, std::uint16_t port, const char* mode) {
+  auto checked = run_command({"python3", "-c", checker, path, std::to_string(port), mode}, 30s);
+  INFO(checked.err);
+  std::ifstream file(path);
+  std::stringstream text;
+  text << file.rdbuf();
+  INFO(text.str().substr(0, 6000));
+  CHECK(checked.status == 0);
+}
+
+std::vector<std::string> echo_args(std::vector<std::string> extra) {
+  std::vector<std::string> argv{program(), "echo", "--port", "0", "--backend", backend_name()};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return argv;
+}
+
+command_result echo_client(std::uint16_t port, std::vector<std::string> extra) {
+  std::vector<std::string> argv{program(), "echo-client", "--port", std::to_string(port),
+                                "--backend", backend_name()};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return run_command(argv, 30s);
+}
+
+}  // namespace
+
+TEST_CASE("echo --trace: after SIGTERM the file parses and names the accept loop and each session",
+          "[io][trace]") {
+  temp_dir dir;
+  const std::string path = dir.file("echo.json");
+  child_process server(echo_args({"--trace", path}));
+  const std::uint16_t port = server.wait_listening();
+  REQUIRE(port != 0);
+
+  const int silent = raw_connect(port);  // out to lunch: its session waits for a first byte
+  auto result = echo_client(port, {"--message", "hello"});
+  CHECK(result.status == 0);
+  CHECK(result.out == "hello");
+  ::close(silent);
+
+  server.signal(SIGTERM);
+  REQUIRE(server.wait_exit() == 0);
+  check_trace(path, port, "full");
+}
+
+TEST_CASE("echo --trace-limit: a small limit still leaves a valid file that says where it stopped",
+          "[io][trace]") {
+  temp_dir dir;
+  const std::string path = dir.file("limited.json");
+  child_process server(echo_args({"--trace", path, "--trace-limit", "40"}));
+  const std::uint16_t port = server.wait_listening();
+  REQUIRE(port != 0);
+  auto result = echo_client(port, {"--size", "1000", "--count", "20"});
+  CHECK(result.status == 0);
+  server.signal(SIGTERM);
+  REQUIRE(server.wait_exit() == 0);
+  check_trace(path, port, "limited");
+  // The file stopped growing at the limit: 40 events of a few hundred bytes.
+  std::ifstream file(path, std::ios::ate);
+  CHECK(static_cast<long>(file.tellg()) < 40 * 1024);
+}
+
+TEST_CASE("--trace to a file that cannot be created: exit 1, naming it", "[io][trace]") {
+  temp_dir dir;
+  const std::string path = dir.file("missing/dir/trace.json");
+  auto result = run_command(echo_args({"--trace", path}), 10s);
+  CHECK(result.status == 1);
+  CHECK(result.err.find("cannot open trace file " + path) != std::string::npos);
+}
