@@ -11,9 +11,14 @@ namespace switchboard::services {
 void add_client_options(CLI::App& cmd, client_options& options, std::uint16_t default_port) {
   add_endpoint_options(cmd, options.host, options.port, options.unix_path, default_port);
   add_backend_option(cmd, options.backend);
+  add_trace_options(cmd, options.trace, options.trace_limit);
   cmd.add_option("-t,--timeout", options.timeout_seconds, "seconds before giving up")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+}
+
+runtime_options client_runtime(const client_options& options) {
+  return {.trace = options.trace, .trace_limit = options.trace_limit};
 }
 
 task<result<stream>> connect_to_server(const client_options& options) {
@@ -42,7 +47,8 @@ int run_client(const client_options& options, std::string_view name,
                const std::function<task<int>()>& body) {
   const auto timeout = std::chrono::duration_cast<clock::duration>(
       std::chrono::duration<double>(options.timeout_seconds));
-  return run_on_backend(options.backend, [&] { return timed_client(timeout, name, body); });
+  return run_on_backend(options.backend, client_runtime(options),
+                        [&] { return timed_client(timeout, name, body); });
 }
 
 CLI::App* add_server_command(CLI::App& app, command_list& commands, const std::string& name,

@@ -31,10 +31,15 @@ struct client_options {
   std::string unix_path;
   double timeout_seconds = 10;
   std::string backend = "select";
+  std::string trace;  // --trace FILE, as a server's (docs/tracing.md)
+  std::size_t trace_limit = runtime_options{}.trace_limit;
 };
 
-// --host, --port, --unix, --timeout, --backend.
+// --host, --port, --unix, --timeout, --backend, --trace, --trace-limit.
 void add_client_options(CLI::App& cmd, client_options& options, std::uint16_t default_port);
+
+// The runtime a client runs on: its --trace and --trace-limit.
+runtime_options client_runtime(const client_options& options);
 
 // Connects to the server the client options name.
 task<result<stream>> connect_to_server(const client_options& options);

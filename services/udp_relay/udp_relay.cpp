@@ -185,8 +185,11 @@ void add_command(CLI::App& app, command_list& commands) {
       ->capture_default_str();
   cmd->add_option("--seed", options->seed, "seed of the dice")->capture_default_str();
   add_backend_option(*cmd, options->backend);
+  add_trace_options(*cmd, options->trace, options->trace_limit);
   commands.push_back({cmd, [options] {
-                        return run_on_backend(options->backend, [options] { return run(*options); });
+                        return run_on_backend(options->backend,
+                                              {.trace = options->trace, .trace_limit = options->trace_limit},
+                                              [options] { return run(*options); });
                       }});
 }
 

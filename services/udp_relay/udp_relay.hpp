@@ -25,6 +25,8 @@ struct relay_options {
   double reorder = 0;
   std::uint64_t seed = 1;
   std::string backend = "select";
+  std::string trace;  // --trace FILE (docs/tracing.md)
+  std::size_t trace_limit = runtime_options{}.trace_limit;
 };
 
 void add_command(CLI::App& app, command_list& commands);

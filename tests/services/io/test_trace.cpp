@@ -117,3 +117,34 @@ TEST_CASE("--trace to a file that cannot be created: exit 1, naming it", "[io][t
   CHECK(result.status == 1);
   CHECK(result.err.find("cannot open trace file " + path) != std::string::npos);
 }
+
+TEST_CASE("echo-client --trace: the client's own run parses, its connect and read on its tracks",
+          "[io][trace]") {
+  temp_dir dir;
+  const std::string path = dir.file("client.json");
+  child_process server(echo_args({}));
+  const std::uint16_t port = server.wait_listening();
+  REQUIRE(port != 0);
+  auto result = echo_client(port, {"--message", "hello", "--trace", path});
+  CHECK(result.status == 0);
+  CHECK(result.out == "hello");
+  server.signal(SIGTERM);
+  CHECK(server.wait_exit() == 0);
+  const char* const client_checker = R"py(
+import json, sys
+events = json.load(open(sys.argv[1]))["traceEvents"]
+names = {e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
+assert {"loop", "main", "echo-client sender"} <= names, names
+waits = [e for e in events if e.get("cat") in ("wait", "at_once")]
+assert any(w["name"].startswith("connect fd ") for w in waits), waits
+assert any(w["name"].startswith("read_exact 5 B") and w["args"].get("result") == "5 B" for w in waits), waits
+)py";
+  auto checked = run_command({"python3", "-c", client_checker, path}, 30s);
+  INFO(checked.err);
+  CHECK(checked.status == 0);
+}
+
+TEST_CASE("--trace-limit without --trace is a usage error", "[io][trace]") {
+  CHECK(run_command(echo_args({"--trace-limit", "10"}), 10s).status == 2);
+  CHECK(run_command({program(), "echo-client", "--port", "1", "--trace-limit", "10"}, 10s).status == 2);
+}
