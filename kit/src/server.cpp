@@ -201,6 +201,8 @@ task<void> exit_on_second_signal(signal_set& signals, server_state& server) {
       continue;
     }
     notice("{}: second signal ({}): exiting now", server.service, ::strsignal(*sig));
+    // The drain will not end: a --trace file is closed here or not at all.
+    runtime::current().close_trace(fmt::format("second signal ({}): exiting now", ::strsignal(*sig)));
     std::_Exit(128 + *sig);
   }
 }

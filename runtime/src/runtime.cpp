@@ -395,6 +395,10 @@ runtime::runtime(backend_kind kind, runtime_options options) : kind_(kind) {
   detail::this_thread_runtime = this;
 }
 
+void runtime::close_trace(std::string_view why) {
+  if (tracer_) tracer_->close(why);
+}
+
 runtime::~runtime() {
   drain();
   if (tracer_) tracer_->close();

@@ -90,6 +90,12 @@ class runtime {
   void spawn(task<void> t, std::string name = {}) { spawned_.spawn(std::move(t), std::move(name)); }
   task_group& spawned() noexcept { return spawned_; }
 
+  // Closes the trace file (runtime_options::trace) validly now, `why` as its
+  // last event, and stops tracing: for a program about to end without
+  // returning from run (std::_Exit on a second stop signal). Without a
+  // trace, or once closed, it does nothing.
+  void close_trace(std::string_view why = {});
+
   // Backend operations in flight (for tests and statistics).
   std::size_t in_flight() const noexcept { return loop_.in_flight; }
 

@@ -18,7 +18,8 @@ using namespace switchboard::testing;
 
 namespace {
 
-// argv: the file, the port, the mode: "full" (every check) or "limited".
+// argv: the file, the port, the mode: "full" (every check), "limited" or
+// "second" (cut short by a second stop signal).
 const char* const checker = R"py(
 import json, sys
 path, port, mode = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -27,6 +28,11 @@ names = {e["tid"]: e["args"]["name"] for e in events if e["ph"] == "M" and e["na
 assert names.get(0) == "loop", names
 for w in (e for e in events if e["ph"] == "X" and e.get("cat") == "wait"):
     assert "result" in w["args"] or w["args"].get("unfinished"), w
+if mode == "second":
+    assert events[-1]["name"] == "second signal (Terminated): exiting now", events[-1]
+    stuck = [e for e in events if e.get("cat") == "wait" and e["args"].get("unfinished")]
+    assert any(e["name"].startswith("receive") for e in stuck), stuck
+    sys.exit(0)
 if mode == "limited":
     assert "trace limit reached" in events[-1]["name"], events[-1]
     sys.exit(0)
@@ -108,6 +114,24 @@ TEST_CASE("echo --trace-limit: a small limit still leaves a valid file that says
   // The file stopped growing at the limit: 40 events of a few hundred bytes.
   std::ifstream file(path, std::ios::ate);
   CHECK(static_cast<long>(file.tellg()) < 40 * 1024);
+}
+
+TEST_CASE("echo --trace: a second SIGTERM cuts the drain short and still leaves a valid file",
+          "[io][trace][signal]") {
+  temp_dir dir;
+  const std::string path = dir.file("second.json");
+  child_process server(echo_args({"--trace", path, "--drain-timeout", "30"}));
+  const std::uint16_t port = server.wait_listening();
+  REQUIRE(port != 0);
+  const int silent = raw_connect(port);  // its session holds the drain up
+  REQUIRE(echo_client(port, {"--message", "hello"}).status == 0);  // served after it: it was accepted
+  server.signal(SIGTERM);
+  REQUIRE(server.wait_for_line("no longer accepting"));
+  CHECK(server.wait_exit(500ms) == std::nullopt);
+  server.signal(SIGTERM);
+  CHECK(server.wait_exit(5s) == 128 + SIGTERM);
+  ::close(silent);
+  check_trace(path, port, "second");
 }
 
 TEST_CASE("--trace to a file that cannot be created: exit 1, naming it", "[io][trace]") {
