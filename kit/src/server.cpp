@@ -435,9 +435,11 @@ task<void> handle_each_datagram(datagram_socket& socket, server_state& server, d
 task<int> serve_each_datagram(server_state& server, std::size_t max_payload, request_fn handle) {
   // One guard for every socket: its global rate is the service's.
   datagram_guard guard({.per_source_rate = server.options.limit.udp_rate});
-  co_return co_await serve_datagram(server, [&](datagram_socket& socket, server_state& state) {
+  // Built apart from the co_await: g++ 12 mishandles a capturing lambda inside one.
+  const datagram_fn each_socket = [&](datagram_socket& socket, server_state& state) {
     return handle_each_datagram(socket, state, guard, max_payload, handle);
-  });
+  };
+  co_return co_await serve_datagram(server, each_socket);
 }
 
 }  // namespace switchboard
