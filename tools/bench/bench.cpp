@@ -131,7 +131,7 @@ class driver {
       fmt::print(stderr, "bench: {} is missing (configure without -Dbench=disabled and build)\n", loadgen);
       return exit_failure;
     }
-    servers_ = servers_for(opts_.backends, opts_.with_baselines);
+    servers_ = servers_for(opts_.backends, opts_.with_baselines, opts_.traced);
     std::erase_if(servers_, [&](const server_spec& s) {
       const bool present = !s.backend.empty() || std::filesystem::exists(bench_dir_ + "/" + s.name);
       if (!present) fmt::print(stderr, "bench: {} was not built here; left out\n", s.name);
@@ -262,8 +262,11 @@ class driver {
     if (s.backend.empty()) return {bench_dir_ + "/" + s.name, "--port", "0"};
     // No idle timeout: the idle-crowd and memory scenarios keep silent
     // connections, up to 10,000 of them from 127.0.0.1.
-    return {switchboard_, "echo", "--port", "0", "--backend", s.backend, "--idle-timeout", "0",
-            "--max-connections-per-source", "1000000", "--drain-timeout", "1"};
+    std::vector<std::string> argv{switchboard_, "echo", "--port", "0", "--backend", s.backend,
+                                  "--idle-timeout", "0", "--max-connections-per-source", "1000000",
+                                  "--drain-timeout", "1"};
+    if (s.traced) argv.insert(argv.end(), {"--trace", scratch_.file("trace.json"), "--trace-limit", "1000000000"});
+    return argv;
   }
 
   // Splits the scenario's connections (and rate, or count of round trips)
@@ -486,6 +489,7 @@ class driver {
   std::vector<std::string> unavailable_;
   counter counter_ = counter::none;
   std::optional<bool> callgrind_;  // whether valgrind's callgrind runs here, once asked
+  temp_dir scratch_;               // the traced servers' trace file, rewritten by each run
   bool failed_ = false;
 };
 

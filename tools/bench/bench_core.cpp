@@ -75,9 +75,13 @@ const scenario* find_scenario(std::string_view name) {
   return nullptr;
 }
 
-std::vector<server_spec> servers_for(const std::vector<std::string>& backends, bool with_baselines) {
+std::vector<server_spec> servers_for(const std::vector<std::string>& backends, bool with_baselines,
+                                     bool traced) {
   std::vector<server_spec> out;
-  for (const std::string& b : backends) out.push_back({"switchboard-" + b, b, b, false, false});
+  for (const std::string& b : backends) {
+    out.push_back({"switchboard-" + b, b, b, false, false, false});
+    if (traced) out.push_back({"switchboard-" + b + "+trace", b, b, false, false, true});
+  }
   if (!with_baselines) return out;
   for (const std::string& b : backends) out.push_back({"echo-" + b, "", b, false, false});
   for (const char* other : {"echo-asio", "echo-threads"}) out.push_back({other, "", "", false, false});
@@ -103,6 +107,9 @@ void add_options(CLI::App& cmd, raw_options& raw) {
       ->check(CLI::Range(1, 99));
   cmd.add_flag("--with-baselines", raw.with_baselines,
                "also the hand-written loops, Asio, thread- and process-per-connection and iterative");
+  cmd.add_flag("--traced", raw.traced,
+               "also each backend's server with --trace on (switchboard-BACKEND+trace, writing to a scratch "
+               "file with no event limit a run reaches): what tracing costs");
   cmd.add_option("--plot", raw.plot, "write an SVG bar chart of rps per server and scenario");
   cmd.add_flag("--quick", raw.quick, "a short version (" + fmt::format("{}", fmt::join(quick_scenarios, ",")) +
                                          ", 1 s, 1 pair) for ./dev run");
@@ -124,6 +131,7 @@ resolved resolve(const raw_options& raw) {
   options& o = r.opts;
   o.quick = raw.quick;
   o.with_baselines = raw.with_baselines;
+  o.traced = raw.traced;
   o.plot = raw.plot;
   o.seconds = raw.seconds.value_or(raw.quick ? 1.0 : 3.0);
   o.pairs = raw.pairs.value_or(raw.quick ? 1 : 3);

@@ -38,11 +38,13 @@ struct server_spec {
   std::string mechanism;  // "epoll" for both switchboard-epoll and echo-epoll
   bool iterative = false; // answers one connection at a time: only 1 and 2 connections
   bool forks = false;     // serves each connection in a child process of its own
+  bool traced = false;    // switchboard with --trace on: what tracing costs
 };
 
-// switchboard on each backend, then (with baselines) the matching loops and
-// the other models.
-std::vector<server_spec> servers_for(const std::vector<std::string>& backends, bool with_baselines);
+// switchboard on each backend (each followed by its traced twin when
+// `traced`), then (with baselines) the matching loops and the other models.
+std::vector<server_spec> servers_for(const std::vector<std::string>& backends, bool with_baselines,
+                                     bool traced = false);
 // Whether `server` takes part in `s`: the iterative server only where it can
 // answer, a forking one not under callgrind (each child would count apart).
 bool runs_in(const server_spec& server, const scenario& s);
@@ -53,6 +55,7 @@ struct options {
   double seconds = 3;
   int pairs = 3;
   bool with_baselines = false;
+  bool traced = false;
   std::string plot;  // SVG file, empty for none
   bool quick = false;
 };
@@ -64,6 +67,7 @@ struct raw_options {
   std::optional<double> seconds;
   std::optional<int> pairs;
   bool with_baselines = false;
+  bool traced = false;
   std::string plot;
   bool quick = false;
 };

@@ -10,6 +10,8 @@
 #include <functional>
 #include <iterator>
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -74,7 +76,25 @@ int silent_client(std::uint16_t port) {
   addr.sin_port = htons(port);
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  const timeval limit{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
   return fd;
+}
+
+// Client A, back from lunch: says `line` at last and must get it back whole.
+outcome speak_at_last(int fd, const std::string& line) {
+  if (::send(fd, line.data(), line.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(line.size())) {
+    return {false, "the silent client could not speak"};
+  }
+  std::string echoed;
+  char buffer[256];
+  while (echoed.size() < line.size()) {
+    const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+    if (n <= 0) return {false, "the silent client got no echo when it spoke"};
+    echoed.append(buffer, static_cast<std::size_t>(n));
+  }
+  if (echoed != line) return {false, fmt::format("the silent client got '{}' back", echoed)};
+  return {true, {}};
 }
 
 outcome echo_steps(const std::string& backend) {
@@ -87,16 +107,32 @@ outcome echo_steps(const std::string& backend) {
   return server.stop();
 }
 
-outcome lunch_steps(const std::string& backend) {
-  server_process server("echo", backend);
-  if (server.port == 0) return {false, "server did not start"};
+// Draws a trace as a picture with this program's trace-view.
+outcome draw_trace(const std::string& trace, const std::string& picture) {
+  return from_client(run_command({this_program(), "trace-view", trace, "-o", picture}, 30s));
+}
+
+// Seed 001's lunch: A connects and says nothing; B connects and is served at
+// once; then A speaks and is served too. With `trace_dir`, the server writes
+// its trace there and the tour draws it (trace-view) beside it.
+outcome lunch_steps(const std::string& backend, const std::optional<std::string>& trace_dir) {
+  std::vector<std::string> extra;
+  std::string trace;
+  if (trace_dir) {
+    trace = fmt::format("{}/lunch-{}.json", *trace_dir, backend);
+    extra = {"--trace", trace};
+  }
+  server_process server("echo", backend, extra);
+  if (server.port == 0) return {false, "server did not start: " + server.process.err()};
   const int out_to_lunch = silent_client(server.port);
   const auto start = steady::now();
   outcome served = from_client(server.client("echo-client", {"--message", "not kept waiting"}));
-  ::close(out_to_lunch);
   if (served.ok && steady::now() - start > 2s) served = {false, "the second client waited"};
+  if (served.ok) served = speak_at_last(out_to_lunch, "back from lunch\n");
+  ::close(out_to_lunch);
   if (!served.ok) return served;
-  return server.stop();
+  if (outcome stopped = server.stop(); !stopped.ok || !trace_dir) return stopped;
+  return draw_trace(trace, fmt::format("{}/lunch-{}.svg", *trace_dir, backend));
 }
 
 // A file for the files steps to serve: 1 MiB and a bit, different at every offset.
@@ -176,11 +212,12 @@ struct step {
 
 }  // namespace
 
-int run() {
+int run(const std::optional<std::string>& trace_dir) {
   const std::vector<std::string> backends{"select", "epoll", "uring"};
   const std::vector<step> steps{
       {"echo", echo_steps},
-      {"echo: silent client first (seed 001)", lunch_steps},
+      {"echo: silent client first (seed 001)",
+       [&](const std::string& backend) { return lunch_steps(backend, trace_dir); }},
       {"files: seed protocol, then by name", files_steps},
       {"files over UDP (verified)", files_udp_steps},
       {"guess", [](const std::string& backend) { return guess_steps(backend, {}); }},
@@ -233,13 +270,25 @@ int run() {
     fmt::print("\n{} is not available here: {}\n", backend, why);
   }
   for (const std::string& note : notes) fmt::print("\nFAILED: {}\n", note);
+  if (trace_dir) {
+    fmt::print("\nThe lunch step's traces and pictures, one per backend: {}/lunch-BACKEND.json and .svg\n",
+               *trace_dir);
+  }
   fmt::print("\n{}\n", failures == 0 ? "everything worked." : fmt::format("{} failures.", failures));
   return failures == 0 ? 0 : exit_failure;
 }
 
 void add_command(CLI::App& app, services::command_list& commands) {
   CLI::App* cmd = app.add_subcommand("tour", "start every service on every backend and drive it");
-  commands.push_back({cmd, [] { return run(); }});
+  auto trace_dir = std::make_shared<std::string>();
+  cmd->add_option("--trace", *trace_dir,
+                  "trace the lunch step (seed 001) on each backend: DIR/lunch-BACKEND.json, drawn as "
+                  "DIR/lunch-BACKEND.svg")
+      ->option_text("DIR")
+      ->check(CLI::ExistingDirectory);
+  commands.push_back({cmd, [cmd, trace_dir] {
+                        return run(cmd->count("--trace") ? std::optional(*trace_dir) : std::nullopt);
+                      }});
 }
 
 }  // namespace switchboard::tools::tour

@@ -113,3 +113,43 @@ TEST_CASE("--backend auto falls back to epoll and says why when io_uring is bloc
   CHECK(echoed.status == 0);
   CHECK(echoed.out == "hi");
 }
+
+TEST_CASE("tour --trace DIR leaves the lunch step's trace and picture per backend, A and B interleaved",
+          "[cli][trace]") {
+  temp_dir dir;
+  auto tour = switchboard_run({"tour", "--trace", dir.path()}, 120s);
+  INFO(tour.out << tour.err);
+  REQUIRE(tour.status == 0);
+  // Per backend the tour ran (a backend this machine lacks shows n/a): B was
+  // served while A's first read still waited; then A was served; the picture
+  // is XML that names both sessions.
+  const char* const checker = R"py(
+import json, os, sys
+import xml.etree.ElementTree as ET
+folder, table = sys.argv[1], sys.argv[2]
+header = next(line for line in table.splitlines() if line.split() == ["select", "epoll", "uring"])
+lunch = next(line for line in table.splitlines() if line.startswith("echo: silent client first"))
+drawn = 0
+for backend in ("select", "epoll", "uring"):
+    column = lunch[header.index(backend):].split()
+    if column[0] == "n/a":
+        continue
+    events = json.load(open(os.path.join(folder, "lunch-%s.json" % backend)))["traceEvents"]
+    names = {e["tid"]: e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
+    tid = {v.split(" from ")[0]: k for k, v in names.items()}
+    def first_read(track):
+        return next(e for e in events if e.get("tid") == tid[track] and e.get("cat") == "wait"
+                    and e["name"].startswith(("receive", "read_some")))
+    a, b = first_read("echo connection #1"), first_read("echo connection #2")
+    assert b["args"]["result"] == "16 B" and a["args"]["result"] == "16 B", (a, b)
+    assert a["ts"] < b["ts"] + b["dur"] < a["ts"] + a["dur"], (backend, a, b)
+    svg = ET.parse(os.path.join(folder, "lunch-%s.svg" % backend))
+    text = " ".join(svg.getroot().itertext())
+    assert all(n in text for n in names.values()), (backend, names)
+    drawn += 1
+assert drawn >= 2, table
+)py";
+  auto checked = run_command({"python3", "-c", checker, dir.path(), tour.out}, 30s);
+  INFO(checked.err);
+  CHECK(checked.status == 0);
+}

@@ -172,3 +172,33 @@ TEST_CASE("--trace-limit without --trace is a usage error", "[io][trace]") {
   CHECK(run_command(echo_args({"--trace-limit", "10"}), 10s).status == 2);
   CHECK(run_command({program(), "echo-client", "--port", "1", "--trace-limit", "10"}, 10s).status == 2);
 }
+
+TEST_CASE("udp-echo --trace: each datagram's recvmsg ends with the backend's own event", "[io][trace]") {
+  temp_dir dir;
+  const std::string path = dir.file("udp.json");
+  child_process server({program(), "udp-echo", "--port", "0", "--backend", backend_name(), "--trace", path});
+  const std::uint16_t port = server.wait_listening();
+  REQUIRE(port != 0);
+  auto result = run_command({program(), "udp-echo-client", "--port", std::to_string(port), "--backend",
+                             backend_name(), "--message", "hello"},
+                            30s);
+  CHECK(result.status == 0);
+  server.signal(SIGTERM);
+  REQUIRE(server.wait_exit() == 0);
+  const char* const datagram_checker = R"py(
+import json, sys
+path, port, backend = sys.argv[1], sys.argv[2], sys.argv[3]
+events = json.load(open(path))["traceEvents"]
+names = {e["tid"]: e["args"]["name"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
+tid = {v: k for k, v in names.items()}
+server = tid["udp-echo on 127.0.0.1:" + port]
+words = {"select": "select() \u2192 fd ", "epoll": "epoll_wait \u2192 EPOLLIN", "uring": "CQE res=5 for recvmsg fd "}[backend]
+received = [e for e in events if e.get("tid") == server and e.get("cat") == "wait" and e["name"].startswith("recvmsg fd ")]
+assert any(e["args"].get("result") == "5 B" and e["args"]["event"].startswith(words) for e in received), received
+# The server was still waiting for the next datagram when it was stopped.
+assert received[-1]["args"].get("result") == "cancelled" or received[-1]["args"].get("unfinished"), received[-1]
+)py";
+  auto checked = run_command({"python3", "-c", datagram_checker, path, std::to_string(port), backend_name()}, 30s);
+  INFO(checked.err);
+  CHECK(checked.status == 0);
+}

@@ -53,6 +53,8 @@ TEST_CASE("bench options: defaults, --quick, lists and their errors", "[bench]")
   CHECK(parse({"--scenarios", "instructions"}).opts.scenarios == std::vector<std::string>{"instructions"});
   CHECK(chosen.opts.with_baselines);
   CHECK(chosen.opts.plot == "x.svg");
+  CHECK_FALSE(chosen.opts.traced);
+  CHECK(parse({"--traced"}).opts.traced);
 
   CHECK(parse({"--backends", "kqueue"}).error.find("kqueue") != std::string::npos);
   CHECK(parse({"--backends", ","}).error.find("no backend") != std::string::npos);
@@ -82,6 +84,17 @@ TEST_CASE("bench servers: switchboard per backend, then the baselines; iterative
   CHECK(runs_in(fork, *find_scenario("50x64")));
   CHECK_FALSE(runs_in(fork, *find_scenario("instructions")));
   CHECK(runs_in(all[0], *find_scenario("instructions")));
+}
+
+TEST_CASE("bench servers: --traced puts each backend's traced twin beside it", "[bench]") {
+  auto traced = servers_for({"select", "epoll"}, false, true);
+  REQUIRE(traced.size() == 4);
+  CHECK(traced[1].name == "switchboard-select+trace");
+  CHECK(traced[1].backend == "select");
+  CHECK(traced[1].traced);
+  CHECK_FALSE(traced[0].traced);
+  CHECK(traced[3].name == "switchboard-epoll+trace");
+  CHECK(runs_in(traced[3], *find_scenario("instructions")));
 }
 
 TEST_CASE("bench reads the load generator's line and adds up several generators", "[bench]") {
