@@ -75,16 +75,13 @@ class epoll_backend final : public backend {
                                                            INT32_MAX));
     }
     const int n = ::epoll_wait(epfd_, events_.data(), static_cast<int>(events_.size()), timeout_ms);
-    if (loop_.trace) loop_.trace->wait_returned(std::max(n, 0));
-    if (n <= 0) return;  // timeout, or EINTR: the loop simply turns again
-    for (int i = 0; i < n; ++i) {
-      const std::uint32_t ev = events_[i].events;
-      const int fd = events_[i].data.fd;
-      if (loop_.trace) trace_event(ev, fd);
-      if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) table_.hung_up(fd);
-      if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) table_.ready(fd, direction::read);
-      if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) table_.ready(fd, direction::write);
+    // One check per wait, not per event, while tracing is off.
+    if (loop_.trace) {
+      handle_traced(std::max(n, 0));
+    } else {
+      for (int i = 0; i < n; ++i) handle(events_[i].events, events_[i].data.fd);
     }
+    if (n <= 0) return;  // timeout, or EINTR: the loop simply turns again
     if (static_cast<std::size_t>(n) == events_.size() && events_.size() < 4096) {
       events_.resize(events_.size() * 2);
     }
@@ -99,16 +96,32 @@ class epoll_backend final : public backend {
   std::string describe() const override { return "epoll, edge-triggered"; }
 
  private:
-  void trace_event(std::uint32_t ev, int fd) {
-    std::string names;
-    for (const auto& [bit, name] : {std::pair{EPOLLIN, "EPOLLIN"}, std::pair{EPOLLOUT, "EPOLLOUT"},
-                                     std::pair{EPOLLRDHUP, "EPOLLRDHUP"}, std::pair{EPOLLHUP, "EPOLLHUP"},
-                                     std::pair{EPOLLERR, "EPOLLERR"}}) {
-      if (!(ev & static_cast<std::uint32_t>(bit))) continue;
-      if (!names.empty()) names += '|';
-      names += name;
+  void handle(std::uint32_t ev, int fd) {
+    if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) table_.hung_up(fd);
+    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) table_.ready(fd, direction::read);
+    if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) table_.ready(fd, direction::write);
+  }
+
+  // handle() for each of the n events, each named to the tracer first (while
+  // it traces: the limit may stop it in the middle of the batch).
+  void handle_traced(int n) {
+    loop_.trace->wait_returned(n);
+    for (int i = 0; i < n; ++i) {
+      const std::uint32_t ev = events_[i].events;
+      const int fd = events_[i].data.fd;
+      if (loop_.trace) {
+        std::string names;
+        for (const auto& [bit, name] : {std::pair{EPOLLIN, "EPOLLIN"}, std::pair{EPOLLOUT, "EPOLLOUT"},
+                                         std::pair{EPOLLRDHUP, "EPOLLRDHUP"}, std::pair{EPOLLHUP, "EPOLLHUP"},
+                                         std::pair{EPOLLERR, "EPOLLERR"}}) {
+          if (!(ev & static_cast<std::uint32_t>(bit))) continue;
+          if (!names.empty()) names += '|';
+          names += name;
+        }
+        loop_.trace->set_cause("epoll_wait → {} fd {}", names, fd);
+      }
+      handle(ev, fd);
     }
-    loop_.trace->set_cause("epoll_wait → {} fd {}", names, fd);
   }
 
   loop_state& loop_;

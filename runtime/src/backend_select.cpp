@@ -91,15 +91,14 @@ class select_backend final : public backend {
     const int n = ::select(highest_fd_ + 1, ready_[0].as_fd_set(), ready_[1].as_fd_set(), nullptr,
                            timeout ? &tv : nullptr);
     if (n < 0 && errno == EBADF) fail_closed_fds();
-    if (loop_.trace) loop_.trace->wait_returned(std::max(n, 0));
+    // One check per wait, not per ready fd, while tracing is off.
+    if (loop_.trace) {
+      handle_traced(std::max(n, 0));
+      return;
+    }
     if (n <= 0) return;  // timeout, or EINTR: the loop simply turns again
     for (int d = 0; d < 2; ++d) {
-      const auto dir = static_cast<direction>(d);
-      ready_[d].for_each([&](int fd) {
-        if (loop_.trace) trace_ready(fd, dir, n);
-        table_.ready(fd, dir);
-        unwatch_if_idle(fd, dir);
-      });
+      ready_[d].for_each([&](int fd) { handle(fd, static_cast<direction>(d)); });
     }
   }
 
@@ -139,11 +138,28 @@ class select_backend final : public backend {
     }
   }
 
-  void trace_ready(int fd, direction dir, int ready) {
+  void handle(int fd, direction dir) {
+    table_.ready(fd, dir);
+    unwatch_if_idle(fd, dir);
+  }
+
+  // handle() for each of the n ready fds, each named to the tracer first
+  // (while it traces: the limit may stop it in the middle of the batch).
+  void handle_traced(int ready) {
+    loop_.trace->wait_returned(ready);
+    if (ready == 0) return;
     int watched = 0;
     for (const fd_bits& bits : watch_) bits.for_each([&](int) { ++watched; });
-    loop_.trace->set_cause("select() → fd {} {} ({} of {} fds ready)", fd,
-                           dir == direction::read ? "readable" : "writable", ready, watched);
+    for (int d = 0; d < 2; ++d) {
+      const auto dir = static_cast<direction>(d);
+      ready_[d].for_each([&](int fd) {
+        if (loop_.trace) {
+          loop_.trace->set_cause("select() → fd {} {} ({} of {} fds ready)", fd,
+                                 dir == direction::read ? "readable" : "writable", ready, watched);
+        }
+        handle(fd, dir);
+      });
+    }
   }
 
   loop_state& loop_;
