@@ -417,37 +417,27 @@ class uring_backend final : public backend {
       take_completions();
       if (taken_.empty()) return;
       handling_.swap(taken_);
-      // One check per batch, not per completion, while tracing is off.
-      if (loop_.trace) {
-        handle_traced();
-      } else {
-        for (const completion& c : handling_) handle(c);
+      // Loaded once per batch; trace_cqe checks again, as the limit may stop
+      // the tracer in the middle of the batch.
+      detail::tracer* const traced = loop_.trace;
+      if (traced) traced->wait_returned(static_cast<int>(handling_.size()));
+      for (const completion& c : handling_) {
+        if (c.tag == 0) continue;  // a cancel's own answer
+        auto& op = *reinterpret_cast<operation*>(c.tag & ~std::uint64_t{poll_stage});
+        if (traced) trace_cqe(op, (c.tag & poll_stage) != 0, c.res);
+        if (c.flags & IORING_CQE_F_BUFFER) take_buffer(op, c.res, c.flags >> IORING_CQE_BUFFER_SHIFT);
+        finish(op, (c.tag & poll_stage) != 0, c.res);
       }
       handling_.clear();
     }
   }
 
-  void handle(const completion& c) {
-    if (c.tag == 0) return;  // a cancel's own answer
-    auto& op = *reinterpret_cast<operation*>(c.tag & ~std::uint64_t{poll_stage});
-    if (c.flags & IORING_CQE_F_BUFFER) take_buffer(op, c.res, c.flags >> IORING_CQE_BUFFER_SHIFT);
-    finish(op, (c.tag & poll_stage) != 0, c.res);
-  }
-
-  // handle() for each completion, each named to the tracer first (while it
-  // traces: the limit may stop it in the middle of the batch).
-  void handle_traced() {
+  void trace_cqe(const operation& op, bool from_poll, int res) {
     static constexpr const char* names[] = {"accept", "recv",    "send",     "connect", "recvmsg",
                                             "sendmsg", "poll_add", "splice", "wait"};
-    loop_.trace->wait_returned(static_cast<int>(handling_.size()));
-    for (const completion& c : handling_) {
-      if (loop_.trace && c.tag != 0) {
-        const auto& op = *reinterpret_cast<const operation*>(c.tag & ~std::uint64_t{poll_stage});
-        const char* name = (c.tag & poll_stage) != 0 ? "poll_add" : names[static_cast<int>(op.code)];
-        loop_.trace->set_cause("CQE res={} for {} fd {}", c.res, name, op.fd);
-      }
-      handle(c);
-    }
+    if (!loop_.trace) return;
+    const char* name = from_poll ? "poll_add" : names[static_cast<int>(op.code)];
+    loop_.trace->set_cause("CQE res={} for {} fd {}", res, name, op.fd);
   }
 
   // Ops in flight per fd, so that forget() can find them.

@@ -16,6 +16,11 @@
 namespace switchboard::detail {
 namespace {
 
+// The length of a slice; never negative in the file.
+microseconds_text span(std::chrono::steady_clock::time_point from, std::chrono::steady_clock::time_point to) {
+  return {std::max<std::int64_t>(0, std::chrono::nanoseconds(to - from).count())};
+}
+
 void append_escaped(std::string& out, std::string_view text) {
   for (const char c : text) {
     switch (c) {
@@ -129,9 +134,7 @@ tracer::tracer(loop_state& loop, const std::string& path, std::size_t limit, std
 
 tracer::~tracer() { close(); }
 
-double tracer::micros(time_point t) const {
-  return std::chrono::duration<double, std::micro>(t - origin_).count();
-}
+microseconds_text tracer::micros(time_point t) const { return {std::chrono::nanoseconds(t - origin_).count()}; }
 
 void tracer::write_event(std::string_view json) {
   if (!file_) return;
@@ -190,7 +193,7 @@ void tracer::before_run(ready_node& node) {
   if (p.flow) {
     line_.clear();
     fmt::format_to(std::back_inserter(line_),
-                   R"j({{"ph":"f","bp":"e","name":"resume","cat":"flow","id":{},"pid":1,"tid":{},"ts":{:.3f}}})j",
+                   R"j({{"ph":"f","bp":"e","name":"resume","cat":"flow","id":{},"pid":1,"tid":{},"ts":{}}})j",
                    p.flow, p.task, micros(run_begin_));
     write_event(line_);
   }
@@ -201,8 +204,8 @@ void tracer::after_run() {
   const time_point now = std::chrono::steady_clock::now();
   line_.clear();
   fmt::format_to(std::back_inserter(line_),
-                 R"j({{"ph":"X","name":"running","cat":"run","pid":1,"tid":{},"ts":{:.3f},"dur":{:.3f}}})j",
-                 *current_, micros(run_begin_), micros(now) - micros(run_begin_));
+                 R"j({{"ph":"X","name":"running","cat":"run","pid":1,"tid":{},"ts":{},"dur":{}}})j",
+                 *current_, micros(run_begin_), span(run_begin_, now));
   const std::uint32_t task = *current_;
   current_.reset();
   write_event(line_);
@@ -226,7 +229,7 @@ void tracer::op_started(const operation& op, int res, bool queued) {
     fmt::format_to(std::back_inserter(line_), R"j({{"ph":"i","s":"t","name":")j");
     append_escaped(line_, label(op, now));
     fmt::format_to(std::back_inserter(line_),
-                   R"j(","cat":"at_once","pid":1,"tid":{},"ts":{:.3f},"args":{{"result":")j", *current_,
+                   R"j(","cat":"at_once","pid":1,"tid":{},"ts":{},"args":{{"result":")j", *current_,
                    micros(now));
     append_escaped(line_, result_text(op, res));
     line_ += R"j(","event":"completed at once"}})j";
@@ -249,7 +252,7 @@ void tracer::op_started(const operation& op, int res, bool queued) {
   p.label = label(op, now);
   if (queued) {
     p.result = result_text(op, res);
-    p.event = "completed at once (the task yields: its completion budget is spent)j";
+    p.event = "completed at once (the task yields: its completion budget is spent)";
   }
 }
 
@@ -275,7 +278,7 @@ void tracer::op_completed(const operation& op, int res) {
   p.flow = next_flow_++;
   line_.clear();
   fmt::format_to(std::back_inserter(line_),
-                 R"j({{"ph":"s","name":"resume","cat":"flow","id":{},"pid":1,"tid":0,"ts":{:.3f}}})j", p.flow,
+                 R"j({{"ph":"s","name":"resume","cat":"flow","id":{},"pid":1,"tid":0,"ts":{}}})j", p.flow,
                  micros(now));
   write_event(line_);
 }
@@ -284,8 +287,8 @@ void tracer::emit_suspension(const pending& p, bool unfinished) {
   line_.clear();
   fmt::format_to(std::back_inserter(line_), R"j({{"ph":"X","name":")j");
   append_escaped(line_, p.label);
-  fmt::format_to(std::back_inserter(line_), R"j(","cat":"wait","pid":1,"tid":{},"ts":{:.3f},"dur":{:.3f},"args":{{)j",
-                 p.task, micros(p.begin), std::max(0.0, micros(p.end) - micros(p.begin)));
+  fmt::format_to(std::back_inserter(line_), R"j(","cat":"wait","pid":1,"tid":{},"ts":{},"dur":{},"args":{{)j",
+                 p.task, micros(p.begin), span(p.begin, p.end));
   if (unfinished) {
     line_ += R"j("unfinished":true)j";
   } else {
@@ -321,8 +324,8 @@ void tracer::wait_end() {
   cause_.clear();
   line_.clear();
   fmt::format_to(std::back_inserter(line_),
-                 R"j({{"ph":"X","name":"{} wait","cat":"loop","pid":1,"tid":0,"ts":{:.3f},"dur":{:.3f},"args":{{"timeout":"{}","events":{}}}}})j",
-                 backend_, micros(wait_begin_), micros(now) - micros(wait_begin_),
+                 R"j({{"ph":"X","name":"{} wait","cat":"loop","pid":1,"tid":0,"ts":{},"dur":{},"args":{{"timeout":"{}","events":{}}}}})j",
+                 backend_, micros(wait_begin_), span(wait_begin_, now),
                  wait_timeout_ ? duration_text(*wait_timeout_) : std::string("none"), wait_events_);
   write_event(line_);
 }
@@ -332,8 +335,8 @@ void tracer::turn_end() {
   cause_.clear();
   line_.clear();
   fmt::format_to(std::back_inserter(line_),
-                 R"j({{"ph":"X","name":"turn","cat":"loop","pid":1,"tid":0,"ts":{:.3f},"dur":{:.3f},"args":{{"timers fired":{},"coroutines resumed":{}}}}})j",
-                 micros(turn_begin_), micros(now) - micros(turn_begin_), turn_timers_, turn_resumed_);
+                 R"j({{"ph":"X","name":"turn","cat":"loop","pid":1,"tid":0,"ts":{},"dur":{},"args":{{"timers fired":{},"coroutines resumed":{}}}}})j",
+                 micros(turn_begin_), span(turn_begin_, now), turn_timers_, turn_resumed_);
   write_event(line_);
 }
 
@@ -356,7 +359,7 @@ void tracer::close(std::string_view why) {
     line_.clear();
     line_ += R"j({"ph":"i","s":"g","name":")j";
     append_escaped(line_, why);
-    fmt::format_to(std::back_inserter(line_), R"j(","cat":"trace","pid":1,"tid":0,"ts":{:.3f}}})j", micros(now));
+    fmt::format_to(std::back_inserter(line_), R"j(","cat":"trace","pid":1,"tid":0,"ts":{}}})j", micros(now));
     write_event(line_);
   }
   file_ = nullptr;
