@@ -21,22 +21,27 @@ microseconds_text span(std::chrono::steady_clock::time_point from, std::chrono::
   return {std::max<std::int64_t>(0, std::chrono::nanoseconds(to - from).count())};
 }
 
-void append_escaped(std::string& out, std::string_view text) {
-  for (const char c : text) {
+void append(fmt::memory_buffer& out, std::string_view text) { out.append(text.data(), text.data() + text.size()); }
+
+// Appends `text` as the inside of a JSON string: a run of plain characters at once.
+void append_escaped(fmt::memory_buffer& out, std::string_view text) {
+  std::size_t plain = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    append(out, text.substr(plain, i - plain));
+    plain = i + 1;
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          fmt::format_to(std::back_inserter(out), "\\u{:04x}", static_cast<unsigned>(c));
-        } else {
-          out += c;
-        }
+      case '"': append(out, "\\\""); break;
+      case '\\': append(out, "\\\\"); break;
+      case '\n': append(out, "\\n"); break;
+      case '\t': append(out, "\\t"); break;
+      default: fmt::format_to(std::back_inserter(out), "\\u{:04x}", static_cast<unsigned>(c));
     }
   }
+  append(out, text.substr(plain));
 }
+
 
 std::string size_text(std::size_t bytes) {
   if (bytes >= (1u << 20) && bytes % (1u << 20) == 0) return fmt::format("{} MiB", bytes >> 20);
@@ -127,7 +132,7 @@ tracer::tracer(loop_state& loop, const std::string& path, std::size_t limit, std
   fmt::format_to(std::back_inserter(line_),
                  R"j({{"ph":"M","name":"process_name","pid":1,"args":{{"name":"switchboard ({})"}}}})j",
                  backend);
-  write_event(line_);
+  write_event({line_.data(), line_.size()});
   new_track("loop");
   write_event(R"j({"ph":"M","name":"thread_sort_index","pid":1,"tid":0,"args":{"sort_index":1000000}})j");
 }
@@ -155,8 +160,8 @@ std::uint32_t tracer::new_track(std::string_view name) {
   fmt::format_to(std::back_inserter(line_), R"j({{"ph":"M","name":"thread_name","pid":1,"tid":{},"args":{{"name":")j",
                  tid);
   append_escaped(line_, name);
-  line_ += "\"}}";
-  write_event(line_);
+  append(line_, "\"}}");
+  write_event({line_.data(), line_.size()});
   return tid;
 }
 
@@ -195,7 +200,7 @@ void tracer::before_run(ready_node& node) {
     fmt::format_to(std::back_inserter(line_),
                    R"j({{"ph":"f","bp":"e","name":"resume","cat":"flow","id":{},"pid":1,"tid":{},"ts":{}}})j",
                    p.flow, p.task, micros(run_begin_));
-    write_event(line_);
+    write_event({line_.data(), line_.size()});
   }
 }
 
@@ -208,7 +213,7 @@ void tracer::after_run() {
                  *current_, micros(run_begin_), span(run_begin_, now));
   const std::uint32_t task = *current_;
   current_.reset();
-  write_event(line_);
+  write_event({line_.data(), line_.size()});
   if (!suspended_on_) return;  // the task ended
   const auto found = waiting_.find(suspended_on_);
   if (found == waiting_.end() || found->second.task != task) return;
@@ -232,8 +237,8 @@ void tracer::op_started(const operation& op, int res, bool queued) {
                    R"j(","cat":"at_once","pid":1,"tid":{},"ts":{},"args":{{"result":")j", *current_,
                    micros(now));
     append_escaped(line_, result_text(op, res));
-    line_ += R"j(","event":"completed at once"}})j";
-    write_event(line_);
+    append(line_, R"j(","event":"completed at once"}})j");
+    write_event({line_.data(), line_.size()});
     return;
   }
   const ready_node* node = &op;
@@ -280,7 +285,7 @@ void tracer::op_completed(const operation& op, int res) {
   fmt::format_to(std::back_inserter(line_),
                  R"j({{"ph":"s","name":"resume","cat":"flow","id":{},"pid":1,"tid":0,"ts":{}}})j", p.flow,
                  micros(now));
-  write_event(line_);
+  write_event({line_.data(), line_.size()});
 }
 
 void tracer::emit_suspension(const pending& p, bool unfinished) {
@@ -290,16 +295,16 @@ void tracer::emit_suspension(const pending& p, bool unfinished) {
   fmt::format_to(std::back_inserter(line_), R"j(","cat":"wait","pid":1,"tid":{},"ts":{},"dur":{},"args":{{)j",
                  p.task, micros(p.begin), span(p.begin, p.end));
   if (unfinished) {
-    line_ += R"j("unfinished":true)j";
+    append(line_, R"j("unfinished":true)j");
   } else {
-    line_ += R"j("result":")j";
+    append(line_, R"j("result":")j");
     append_escaped(line_, p.result);
-    line_ += R"j(","event":")j";
+    append(line_, R"j(","event":")j");
     append_escaped(line_, p.event);
-    line_ += '"';
+    line_.push_back('"');
   }
-  line_ += "}}";
-  write_event(line_);
+  append(line_, "}}");
+  write_event({line_.data(), line_.size()});
 }
 
 void tracer::turn_begin() {
@@ -327,7 +332,7 @@ void tracer::wait_end() {
                  R"j({{"ph":"X","name":"{} wait","cat":"loop","pid":1,"tid":0,"ts":{},"dur":{},"args":{{"timeout":"{}","events":{}}}}})j",
                  backend_, micros(wait_begin_), span(wait_begin_, now),
                  wait_timeout_ ? duration_text(*wait_timeout_) : std::string("none"), wait_events_);
-  write_event(line_);
+  write_event({line_.data(), line_.size()});
 }
 
 void tracer::turn_end() {
@@ -337,7 +342,7 @@ void tracer::turn_end() {
   fmt::format_to(std::back_inserter(line_),
                  R"j({{"ph":"X","name":"turn","cat":"loop","pid":1,"tid":0,"ts":{},"dur":{},"args":{{"timers fired":{},"coroutines resumed":{}}}}})j",
                  micros(turn_begin_), span(turn_begin_, now), turn_timers_, turn_resumed_);
-  write_event(line_);
+  write_event({line_.data(), line_.size()});
 }
 
 void tracer::close(std::string_view why) {
@@ -357,10 +362,10 @@ void tracer::close(std::string_view why) {
   waiting_.clear();
   if (!why.empty()) {
     line_.clear();
-    line_ += R"j({"ph":"i","s":"g","name":")j";
+    append(line_, R"j({"ph":"i","s":"g","name":")j");
     append_escaped(line_, why);
     fmt::format_to(std::back_inserter(line_), R"j(","cat":"trace","pid":1,"tid":0,"ts":{}}})j", micros(now));
-    write_event(line_);
+    write_event({line_.data(), line_.size()});
   }
   file_ = nullptr;
   std::fputs("\n]}\n", file);

@@ -109,7 +109,7 @@ class tracer {
   std::size_t events_ = 0;
   time_point origin_;
   std::string backend_;
-  std::string line_;   // the event being written
+  fmt::memory_buffer line_;  // the event being written
   std::string cause_;  // what completes operations now
   std::string saved_cause_;  // ... outside the cancel being handled
   std::vector<track> tracks_;

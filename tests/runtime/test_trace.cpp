@@ -32,12 +32,16 @@ task<void> answer_once(stream& s) {
   REQUIRE(sent);
 }
 
+task<void> nap() { co_await sleep_for(1ms); }
+
 task<void> lunch() {
   auto a = co_await make_pair();
   auto b = co_await make_pair();
   task_group sessions(co_await this_scope());
   sessions.spawn(answer_once(a.server), "session A");
   sessions.spawn(answer_once(b.server), "session B");
+  // A name the file must escape: quotes, a backslash, a newline, a control character.
+  sessions.spawn(nap(), "odd \"name\" C:\\ \n\x01 end");
   co_await sleep_for(5ms);  // both sessions now wait in read_some
 
   std::array<char, 64> reply{};
@@ -72,6 +76,7 @@ if limited:
 assert "main" in names.values(), names
 tid = {v: k for k, v in names.items()}
 assert tid["session A"] != tid["session B"]
+assert "odd \"name\" C:\\ \n\x01 end" in tid, names
 def read_of(who):
     reads = [w for w in waits if w["tid"] == tid[who] and w["name"].startswith("read_some 64 B")]
     assert len(reads) == 1, (who, reads)
