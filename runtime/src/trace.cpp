@@ -11,6 +11,8 @@
 #include <cstring>
 #include <system_error>
 
+#include <fmt/compile.h>
+
 #include "switchboard/time.hpp"
 
 namespace switchboard::detail {
@@ -36,7 +38,7 @@ void append_escaped(fmt::memory_buffer& out, std::string_view text) {
       case '\\': append(out, "\\\\"); break;
       case '\n': append(out, "\\n"); break;
       case '\t': append(out, "\\t"); break;
-      default: fmt::format_to(std::back_inserter(out), "\\u{:04x}", static_cast<unsigned>(c));
+      default: fmt::format_to(fmt::appender(out), "\\u{:04x}", static_cast<unsigned>(c));
     }
   }
   append(out, text.substr(plain));
@@ -44,44 +46,44 @@ void append_escaped(fmt::memory_buffer& out, std::string_view text) {
 
 
 std::string size_text(std::size_t bytes) {
-  if (bytes >= (1u << 20) && bytes % (1u << 20) == 0) return fmt::format("{} MiB", bytes >> 20);
+  if (bytes >= (1u << 20) && bytes % (1u << 20) == 0) return fmt::format(FMT_COMPILE("{} MiB"), bytes >> 20);
   if (bytes >= (1u << 10) && bytes % (1u << 10) == 0 && bytes < 16384) {
-    return fmt::format("{} KiB", bytes >> 10);
+    return fmt::format(FMT_COMPILE("{} KiB"), bytes >> 10);
   }
-  return fmt::format("{} B", bytes);
+  return fmt::format(FMT_COMPILE("{} B"), bytes);
 }
 
 std::string duration_text(std::chrono::nanoseconds d) {
   using namespace std::chrono;
   if (d >= seconds(1) && d % milliseconds(1) == nanoseconds::zero()) {
-    return fmt::format("{:g} s", static_cast<double>(duration_cast<milliseconds>(d).count()) / 1000);
+    return fmt::format(FMT_COMPILE("{:g} s"), static_cast<double>(duration_cast<milliseconds>(d).count()) / 1000);
   }
   if (d >= milliseconds(1)) {
-    return fmt::format("{:g} ms", static_cast<double>(duration_cast<microseconds>(d).count()) / 1000);
+    return fmt::format(FMT_COMPILE("{:g} ms"), static_cast<double>(duration_cast<microseconds>(d).count()) / 1000);
   }
-  return fmt::format("{} us", duration_cast<microseconds>(d).count());
+  return fmt::format(FMT_COMPILE("{} us"), duration_cast<microseconds>(d).count());
 }
 
 std::string label(const operation& op, clock::time_point now) {
   switch (op.code) {
-    case op_code::accept: return fmt::format("accept fd {}", op.fd);
+    case op_code::accept: return fmt::format(FMT_COMPILE("accept fd {}"), op.fd);
     case op_code::recv:
-      if (op.runtime_buffer) return fmt::format("receive fd {}", op.fd);
-      return fmt::format("{} {} fd {}", op.transfer_all ? "read_exact" : "read_some", size_text(op.size),
+      if (op.runtime_buffer) return fmt::format(FMT_COMPILE("receive fd {}"), op.fd);
+      return fmt::format(FMT_COMPILE("{} {} fd {}"), op.transfer_all ? "read_exact" : "read_some", size_text(op.size),
                          op.fd);
     case op_code::send:
-      return fmt::format("{} {} fd {}", op.transfer_all ? "write_all" : "write_some", size_text(op.size),
+      return fmt::format(FMT_COMPILE("{} {} fd {}"), op.transfer_all ? "write_all" : "write_some", size_text(op.size),
                          op.fd);
-    case op_code::connect: return fmt::format("connect fd {}", op.fd);
-    case op_code::recvmsg: return fmt::format("recvmsg fd {}", op.fd);
-    case op_code::sendmsg: return fmt::format("sendmsg fd {}", op.fd);
+    case op_code::connect: return fmt::format(FMT_COMPILE("connect fd {}"), op.fd);
+    case op_code::recvmsg: return fmt::format(FMT_COMPILE("recvmsg fd {}"), op.fd);
+    case op_code::sendmsg: return fmt::format(FMT_COMPILE("sendmsg fd {}"), op.fd);
     case op_code::poll:
-      return fmt::format("wait_ready {} fd {}", (op.poll_events & POLLIN) ? "POLLIN" : "POLLOUT", op.fd);
-    case op_code::sendfile: return fmt::format("send_file {} fd {}", size_text(op.size), op.fd);
+      return fmt::format(FMT_COMPILE("wait_ready {} fd {}"), (op.poll_events & POLLIN) ? "POLLIN" : "POLLOUT", op.fd);
+    case op_code::sendfile: return fmt::format(FMT_COMPILE("send_file {} fd {}"), size_text(op.size), op.fd);
     case op_code::wait:
       if (op.owner) return "wait event";
-      if (op.has_timeout) return fmt::format("sleep {}", duration_text(op.timeout));
-      if (op.has_deadline) return fmt::format("sleep {}", duration_text(std::max(op.when - now, clock::duration{})));
+      if (op.has_timeout) return fmt::format(FMT_COMPILE("sleep {}"), duration_text(op.timeout));
+      if (op.has_deadline) return fmt::format(FMT_COMPILE("sleep {}"), duration_text(std::max(op.when - now, clock::duration{})));
       return "sleep";
   }
   return "operation";
@@ -100,24 +102,24 @@ std::string result_text(const operation& op, int res) {
     if (res == -ETIMEDOUT) return "timed out";
     if (res == -ECANCELED) return "cancelled";
     const char* name = ::strerrorname_np(-res);
-    return name ? name : fmt::format("errno {}", -res);
+    return name ? name : fmt::format(FMT_COMPILE("errno {}"), -res);
   }
   switch (op.code) {
-    case op_code::accept: return fmt::format("fd {}", res);
+    case op_code::accept: return fmt::format(FMT_COMPILE("fd {}"), res);
     case op_code::recv:
     case op_code::recvmsg:
-      if (op.transfer_all) return op.done == op.size ? size_text(op.done) : fmt::format("EOF after {} B", op.done);
-      return res == 0 ? "EOF" : fmt::format("{} B", res);
+      if (op.transfer_all) return op.done == op.size ? size_text(op.done) : fmt::format(FMT_COMPILE("EOF after {} B"), op.done);
+      return res == 0 ? "EOF" : fmt::format(FMT_COMPILE("{} B"), res);
     case op_code::send:
     case op_code::sendfile:
       if (op.transfer_all) return size_text(op.done);
-      return fmt::format("{} B", res);
-    case op_code::sendmsg: return fmt::format("{} B", res);
-    case op_code::poll: return fmt::format("revents {:#x}", res);
+      return fmt::format(FMT_COMPILE("{} B"), res);
+    case op_code::sendmsg: return fmt::format(FMT_COMPILE("{} B"), res);
+    case op_code::poll: return fmt::format(FMT_COMPILE("revents {:#x}"), res);
     case op_code::connect: return "connected";
     case op_code::wait: return op.owner ? "set" : "done";
   }
-  return fmt::format("{}", res);
+  return fmt::format(FMT_COMPILE("{}"), res);
 }
 
 }  // namespace
@@ -129,8 +131,8 @@ tracer::tracer(loop_state& loop, const std::string& path, std::size_t limit, std
   std::setvbuf(file_, nullptr, _IOFBF, 1 << 16);
   std::fputs("{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n", file_);
   line_.clear();
-  fmt::format_to(std::back_inserter(line_),
-                 R"j({{"ph":"M","name":"process_name","pid":1,"args":{{"name":"switchboard ({})"}}}})j",
+  fmt::format_to(fmt::appender(line_),
+                 FMT_COMPILE(R"j({{"ph":"M","name":"process_name","pid":1,"args":{{"name":"switchboard ({})"}}}})j"),
                  backend);
   write_event({line_.data(), line_.size()});
   new_track("loop");
@@ -157,7 +159,7 @@ std::uint32_t tracer::new_track(std::string_view name) {
   const auto tid = static_cast<std::uint32_t>(tracks_.size());
   tracks_.push_back({tid, std::string(name)});
   line_.clear();
-  fmt::format_to(std::back_inserter(line_), R"j({{"ph":"M","name":"thread_name","pid":1,"tid":{},"args":{{"name":")j",
+  fmt::format_to(fmt::appender(line_), FMT_COMPILE(R"j({{"ph":"M","name":"thread_name","pid":1,"tid":{},"args":{{"name":")j"),
                  tid);
   append_escaped(line_, name);
   append(line_, "\"}}");
@@ -197,8 +199,8 @@ void tracer::before_run(ready_node& node) {
   }
   if (p.flow) {
     line_.clear();
-    fmt::format_to(std::back_inserter(line_),
-                   R"j({{"ph":"f","bp":"e","name":"resume","cat":"flow","id":{},"pid":1,"tid":{},"ts":{}}})j",
+    fmt::format_to(fmt::appender(line_),
+                   FMT_COMPILE(R"j({{"ph":"f","bp":"e","name":"resume","cat":"flow","id":{},"pid":1,"tid":{},"ts":{}}})j"),
                    p.flow, p.task, micros(run_begin_));
     write_event({line_.data(), line_.size()});
   }
@@ -208,8 +210,8 @@ void tracer::after_run() {
   if (!current_) return;
   const time_point now = std::chrono::steady_clock::now();
   line_.clear();
-  fmt::format_to(std::back_inserter(line_),
-                 R"j({{"ph":"X","name":"running","cat":"run","pid":1,"tid":{},"ts":{},"dur":{}}})j",
+  fmt::format_to(fmt::appender(line_),
+                 FMT_COMPILE(R"j({{"ph":"X","name":"running","cat":"run","pid":1,"tid":{},"ts":{},"dur":{}}})j"),
                  *current_, micros(run_begin_), span(run_begin_, now));
   const std::uint32_t task = *current_;
   current_.reset();
@@ -231,10 +233,10 @@ void tracer::op_started(const operation& op, int res, bool queued) {
   if (res != -EAGAIN && !queued) {
     if (!current_) return;
     line_.clear();
-    fmt::format_to(std::back_inserter(line_), R"j({{"ph":"i","s":"t","name":")j");
+    fmt::format_to(fmt::appender(line_), FMT_COMPILE(R"j({{"ph":"i","s":"t","name":")j"));
     append_escaped(line_, label(op, now));
-    fmt::format_to(std::back_inserter(line_),
-                   R"j(","cat":"at_once","pid":1,"tid":{},"ts":{},"args":{{"result":")j", *current_,
+    fmt::format_to(fmt::appender(line_),
+                   FMT_COMPILE(R"j(","cat":"at_once","pid":1,"tid":{},"ts":{},"args":{{"result":")j"), *current_,
                    micros(now));
     append_escaped(line_, result_text(op, res));
     append(line_, R"j(","event":"completed at once"}})j");
@@ -282,17 +284,17 @@ void tracer::op_completed(const operation& op, int res) {
   }
   p.flow = next_flow_++;
   line_.clear();
-  fmt::format_to(std::back_inserter(line_),
-                 R"j({{"ph":"s","name":"resume","cat":"flow","id":{},"pid":1,"tid":0,"ts":{}}})j", p.flow,
+  fmt::format_to(fmt::appender(line_),
+                 FMT_COMPILE(R"j({{"ph":"s","name":"resume","cat":"flow","id":{},"pid":1,"tid":0,"ts":{}}})j"), p.flow,
                  micros(now));
   write_event({line_.data(), line_.size()});
 }
 
 void tracer::emit_suspension(const pending& p, bool unfinished) {
   line_.clear();
-  fmt::format_to(std::back_inserter(line_), R"j({{"ph":"X","name":")j");
+  fmt::format_to(fmt::appender(line_), FMT_COMPILE(R"j({{"ph":"X","name":")j"));
   append_escaped(line_, p.label);
-  fmt::format_to(std::back_inserter(line_), R"j(","cat":"wait","pid":1,"tid":{},"ts":{},"dur":{},"args":{{)j",
+  fmt::format_to(fmt::appender(line_), FMT_COMPILE(R"j(","cat":"wait","pid":1,"tid":{},"ts":{},"dur":{},"args":{{)j"),
                  p.task, micros(p.begin), span(p.begin, p.end));
   if (unfinished) {
     append(line_, R"j("unfinished":true)j");
@@ -328,8 +330,8 @@ void tracer::wait_end() {
   in_wait_ = false;
   cause_.clear();
   line_.clear();
-  fmt::format_to(std::back_inserter(line_),
-                 R"j({{"ph":"X","name":"{} wait","cat":"loop","pid":1,"tid":0,"ts":{},"dur":{},"args":{{"timeout":"{}","events":{}}}}})j",
+  fmt::format_to(fmt::appender(line_),
+                 FMT_COMPILE(R"j({{"ph":"X","name":"{} wait","cat":"loop","pid":1,"tid":0,"ts":{},"dur":{},"args":{{"timeout":"{}","events":{}}}}})j"),
                  backend_, micros(wait_begin_), span(wait_begin_, now),
                  wait_timeout_ ? duration_text(*wait_timeout_) : std::string("none"), wait_events_);
   write_event({line_.data(), line_.size()});
@@ -339,8 +341,8 @@ void tracer::turn_end() {
   const time_point now = std::chrono::steady_clock::now();
   cause_.clear();
   line_.clear();
-  fmt::format_to(std::back_inserter(line_),
-                 R"j({{"ph":"X","name":"turn","cat":"loop","pid":1,"tid":0,"ts":{},"dur":{},"args":{{"timers fired":{},"coroutines resumed":{}}}}})j",
+  fmt::format_to(fmt::appender(line_),
+                 FMT_COMPILE(R"j({{"ph":"X","name":"turn","cat":"loop","pid":1,"tid":0,"ts":{},"dur":{},"args":{{"timers fired":{},"coroutines resumed":{}}}}})j"),
                  micros(turn_begin_), span(turn_begin_, now), turn_timers_, turn_resumed_);
   write_event({line_.data(), line_.size()});
 }
@@ -364,7 +366,7 @@ void tracer::close(std::string_view why) {
     line_.clear();
     append(line_, R"j({"ph":"i","s":"g","name":")j");
     append_escaped(line_, why);
-    fmt::format_to(std::back_inserter(line_), R"j(","cat":"trace","pid":1,"tid":0,"ts":{}}})j", micros(now));
+    fmt::format_to(fmt::appender(line_), FMT_COMPILE(R"j(","cat":"trace","pid":1,"tid":0,"ts":{}}})j"), micros(now));
     write_event({line_.data(), line_.size()});
   }
   file_ = nullptr;

@@ -17,6 +17,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include <fmt/compile.h>
 #include <fmt/format.h>
 
 #include "switchboard/detail/loop.hpp"
@@ -139,6 +140,6 @@ struct fmt::formatter<switchboard::detail::microseconds_text> {
   constexpr auto parse(format_parse_context& ctx) { return ctx.begin(); }
   template <typename Context>
   auto format(switchboard::detail::microseconds_text t, Context& ctx) const {
-    return fmt::format_to(ctx.out(), "{}.{:03}", t.ns / 1000, t.ns % 1000);
+    return fmt::format_to(ctx.out(), FMT_COMPILE("{}.{:03}"), t.ns / 1000, t.ns % 1000);
   }
 };
