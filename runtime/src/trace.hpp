@@ -118,7 +118,6 @@ class tracer {
   // The running stretch: whose, since when, and the suspension it ended in.
   std::optional<std::uint32_t> current_;
   time_point run_begin_{};
-  std::uint64_t run_flow_ = 0;
   const ready_node* suspended_on_ = nullptr;
   std::uint32_t unnamed_ = 0;
   std::optional<std::uint32_t> outside_;

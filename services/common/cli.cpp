@@ -1,9 +1,13 @@
 #include "cli.hpp"
 
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 
 #include <switchboard/log.hpp>
 #include <switchboard/runtime.hpp>
+#include <switchboard/signal.hpp>
 #include <switchboard/time.hpp>
 
 namespace switchboard::services {
@@ -31,10 +35,39 @@ task<result<stream>> connect_to_server(const client_options& options) {
 }
 
 namespace {
-task<int> timed_client(clock::duration timeout, std::string_view name,
+// A stop signal ends a client at once, as it would without --trace, but
+// closes the trace file validly first.
+task<void> close_trace_on_stop(signal_set& signals, std::string_view name) {
+  auto sig = co_await signals.next();
+  if (!sig) co_return;
+  log("{}: {}: stopping", name, ::strsignal(*sig));
+  runtime::current().close_trace(fmt::format("{}: client stopped", ::strsignal(*sig)));
+  std::_Exit(128 + *sig);
+}
+
+task<int> traced_client(std::string_view name, const std::function<task<int>()>& body) {
+  signal_set signals{SIGINT, SIGTERM};
+  task_group watcher;
+  watcher.spawn(close_trace_on_stop(signals, name), "signal watcher");
+  const int status = co_await body();
+  watcher.cancel();
+  co_await watcher.join();
+  co_return status;
+}
+
+// `body`, or with --trace, `body` beside the watcher that closes the file on a stop signal.
+task<int> client_body(const client_options& options, std::string_view name,
+                      const std::function<task<int>()>& body) {
+  if (options.trace.empty()) return body();
+  return traced_client(name, body);
+}
+
+task<int> timed_client(const client_options& options, std::string_view name,
                        const std::function<task<int>()>& body) {
+  const auto timeout = std::chrono::duration_cast<clock::duration>(
+      std::chrono::duration<double>(options.timeout_seconds));
   deadline_scope bounded(co_await this_scope(), clock::now() + timeout);
-  const int status = co_await in_scope(bounded, body());
+  const int status = co_await in_scope(bounded, client_body(options, name, body));
   if (bounded.expired()) {
     log("{}: timed out", name);
     co_return exit_failure;
@@ -45,10 +78,14 @@ task<int> timed_client(clock::duration timeout, std::string_view name,
 
 int run_client(const client_options& options, std::string_view name,
                const std::function<task<int>()>& body) {
-  const auto timeout = std::chrono::duration_cast<clock::duration>(
-      std::chrono::duration<double>(options.timeout_seconds));
   return run_on_backend(options.backend, client_runtime(options),
-                        [&] { return timed_client(timeout, name, body); });
+                        [&] { return timed_client(options, name, body); });
+}
+
+int run_untimed_client(const client_options& options, std::string_view name,
+                       const std::function<task<int>()>& body) {
+  return run_on_backend(options.backend, client_runtime(options),
+                        [&] { return client_body(options, name, body); });
 }
 
 CLI::App* add_server_command(CLI::App& app, command_list& commands, const std::string& name,

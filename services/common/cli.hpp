@@ -45,8 +45,13 @@ runtime_options client_runtime(const client_options& options);
 task<result<stream>> connect_to_server(const client_options& options);
 
 // Runs a client's `body` under its --timeout; "timed out" counts as failure.
+// With --trace, SIGINT or SIGTERM closes the trace file validly before the
+// client exits as the signal would have it (128 + N).
 int run_client(const client_options& options, std::string_view name,
                const std::function<task<int>()>& body);
+// run_client without the --timeout over the whole run (an interactive client).
+int run_untimed_client(const client_options& options, std::string_view name,
+                       const std::function<task<int>()>& body);
 
 // Registers server subcommand `name` with the common server options; when
 // picked, `serve` runs on the chosen backend with the server's state.

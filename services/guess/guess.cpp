@@ -389,7 +389,7 @@ void add_commands(CLI::App& app, command_list& commands) {
                         // --timeout bounds a whole game played by itself, but
                         // only each reply when a person plays.
                         return options->autoplay ? run_client(*options, "guess-client", body)
-                                                 : run_on_backend(options->backend, client_runtime(*options), body);
+                                                 : run_untimed_client(*options, "guess-client", body);
                       }});
 }
 

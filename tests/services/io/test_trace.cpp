@@ -78,6 +78,18 @@ command_result echo_client(std::uint16_t port, std::vector<std::string> extra) {
   return run_command(argv, 30s);
 }
 
+// Whether process `pid` blocks `sig` (a signalfd waits for it) within 10 s.
+bool blocks_signal(pid_t pid, int sig) {
+  for (int tries = 0; tries < 1000; ++tries) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    for (std::string line; std::getline(status, line);) {
+      if (line.rfind("SigBlk:", 0) == 0 && (std::stoull(line.substr(7), nullptr, 16) >> (sig - 1) & 1)) return true;
+    }
+    ::usleep(10'000);
+  }
+  return false;
+}
+
 }  // namespace
 
 TEST_CASE("echo --trace: after SIGTERM the file parses and names the accept loop and each session",
@@ -199,6 +211,34 @@ assert any(e["args"].get("result") == "5 B" and e["args"]["event"].startswith(wo
 assert received[-1]["args"].get("result") == "cancelled" or received[-1]["args"].get("unfinished"), received[-1]
 )py";
   auto checked = run_command({"python3", "-c", datagram_checker, path, std::to_string(port), backend_name()}, 30s);
+  INFO(checked.err);
+  CHECK(checked.status == 0);
+}
+
+TEST_CASE("echo-client --trace stopped by SIGINT still leaves a valid file", "[io][trace][signal]") {
+  temp_dir dir;
+  const std::string path = dir.file("interrupted.json");
+  child_process server(echo_args({}));
+  const std::uint16_t port = server.wait_listening();
+  REQUIRE(port != 0);
+  int input[2];
+  REQUIRE(::pipe(input) == 0);  // held open: the client waits for standard input
+  child_process client({program(), "echo-client", "--port", std::to_string(port), "--backend", backend_name(),
+                        "--trace", path},
+                       input[0]);
+  ::close(input[0]);
+  REQUIRE(blocks_signal(client.pid(), SIGINT));  // the client took SIGINT over: it is running
+  client.signal(SIGINT);
+  CHECK(client.wait_exit(5s) == 128 + SIGINT);
+  ::close(input[1]);
+  server.signal(SIGTERM);
+  CHECK(server.wait_exit() == 0);
+  const char* const interrupted_checker = R"py(
+import json, sys
+events = json.load(open(sys.argv[1]))["traceEvents"]
+assert events[-1]["name"] == "Interrupt: client stopped", events[-1]
+)py";
+  auto checked = run_command({"python3", "-c", interrupted_checker, path}, 30s);
   INFO(checked.err);
   CHECK(checked.status == 0);
 }
