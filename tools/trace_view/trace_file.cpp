@@ -276,6 +276,7 @@ trace read_trace(std::string_view text, const trace_limits& limits) {
     in_events = true;
     if (!reader.accept(']')) {
       do {
+        reader.peek();  // past the whitespace: the event's own line
         event_start = reader.offset();
         const json_value event = reader.value();
         if (++out.events > limits.max_events) {
