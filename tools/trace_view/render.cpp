@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <iterator>
 
 #include <fmt/core.h>
 
@@ -124,9 +123,11 @@ class painter {
   std::string out_;
   std::vector<std::string> notes_;
 
+  // fmt::format, not format_to a back_inserter: clang's fuzzing build links
+  // the system's g++-built libfmt, whose vformat_to<char> it mangles apart.
   template <class... Args>
   void put(fmt::format_string<Args...> format, Args&&... args) {
-    fmt::format_to(std::back_inserter(out_), format, std::forward<Args>(args)...);
+    out_ += fmt::format(format, std::forward<Args>(args)...);
   }
 
   std::string since(double t) const { return time_text(t - w_.begin); }
@@ -249,7 +250,9 @@ std::string painter::paint() {
   w_.begin = t_.has_times ? t_.begin : 0;
   w_.from = w_.begin + options_.from_ms.value_or(0) * 1e3;
   w_.to = options_.to_ms ? w_.begin + *options_.to_ms * 1e3 : (t_.has_times ? t_.end : w_.begin);
-  if (!(w_.to > w_.from)) w_.to = w_.from + 1;  // a single instant, or nothing: one µs to draw in
+  // A single instant, or nothing: a microsecond to draw in (more, far from zero,
+  // where one would vanish in the double's rounding).
+  if (!(w_.to > w_.from)) w_.to = w_.from + std::max(1.0, std::fabs(w_.from) * 1e-9);
   const bool windowed = options_.from_ms || options_.to_ms;
 
   // The rows: the task tracks with something in the window (all of them for

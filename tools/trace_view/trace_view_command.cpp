@@ -87,10 +87,11 @@ void add_trace_view_command(CLI::App& app, services::command_list& commands) {
   cmd->add_option("-o,--output", options->out,
                   "the picture to write: OUT.svg (an SVG image) or OUT.html (one page holding it)")
       ->required();
+  // Up to 10^12 ms (31 years): past that a microsecond no longer shows in a double.
   cmd->add_option("--from", options->from_ms, "start of the window drawn, in ms since the trace's first event")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0.0, 1e12));
   cmd->add_option("--to", options->to_ms, "end of the window drawn, in ms since the trace's first event")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0.0, 1e12));
   cmd->add_option("--tasks", options->tasks,
                   "draw at most N task rows (those with something in the window, in track order); the loop's row "
                   "is always drawn")
