@@ -39,10 +39,13 @@ def trace_view(*args):
     return run.returncode, run.stdout, run.stderr
 
 
-def task_names(path):
+def load(path):
     with open(path, encoding="utf-8") as f:
-        events = json.load(f)["traceEvents"]
-    return [e["args"]["name"] for e in events if e.get("ph") == "M" and e.get("name") == "thread_name"]
+        return json.load(f)["traceEvents"]
+
+
+def task_names(path):
+    return [e["args"]["name"] for e in load(path) if e.get("ph") == "M" and e.get("name") == "thread_name"]
 
 
 def texts(root, ns):
@@ -80,6 +83,12 @@ with tempfile.TemporaryDirectory() as tmp:
             check("loop" in labels, "the loop's row is labelled")
             check(any("\u2192" in label for label in labels), "some wait is labelled with its result")
             check(any(label.endswith(" ms") or label.endswith(" µs") for label in labels), "the axis has units")
+            events = load(trace)
+            if any(e.get("args", {}).get("unfinished") for e in events):
+                check(any("unfinished" in t for t in titles), f"{trace}: its unfinished waits are marked")
+            for e in events:
+                if e.get("ph") == "i" and e.get("s") == "g":
+                    check(any(t.startswith(e["name"]) for t in titles), f"{trace}: a line for {e['name']!r}")
 
         # HTML: one self-contained page holding the same SVG.
         page = os.path.join(tmp, "out.html")
