@@ -339,3 +339,19 @@ TEST_CASE("a huge trace draws a bounded number of shapes", "[trace-view][render]
   CHECK(count(svg, "sleep 1 s \u2192 timed out</text>") == 1);
   CHECK(svg.size() < 2'000'000);
 }
+
+TEST_CASE("an empty trace or a window past its end still draws a picture", "[trace-view][render]") {
+  const trace empty = read_trace("{\"traceEvents\":[]}");
+  const std::string svg = render(empty, {});
+  CHECK(count(svg, "the trace holds no timed events") == 1);
+  CHECK(count(svg, "</svg>") == 1);
+
+  const trace t = read_trace(small_trace);
+  render_options past;
+  past.from_ms = 1e6;
+  const std::string later = render(t, past);
+  CHECK(count(later, ">loop<") == 1);
+  CHECK(count(later, ">main<") == 0);
+  CHECK(count(later, "nan") == 0);
+  CHECK(count(later, "inf") == 0);
+}

@@ -154,7 +154,7 @@ std::string painter::describe(const slice& s) const {
 void painter::layer(const track& row, double y, slice_kind kind, const char* css, const char* noun) {
   const auto keep = [kind](const slice& s) { return s.kind == kind; };
   const double top = y + 2;
-  double height = row_height - 4;
+  const double height = row_height - 4;
   for (const box& b : boxes_of(row.slices, w_, keep)) {
     const double width = std::max(b.x1 - b.x0, 1.0);
     put("<g class=\"{}{}\">", css, b.unfinished ? " unfinished" : "");
