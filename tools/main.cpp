@@ -11,6 +11,7 @@
 #include "files/files.hpp"
 #include "guess/guess.hpp"
 #include "tour/tour.hpp"
+#include "trace_view/trace_view_command.hpp"
 #include "udp_echo/udp_echo.hpp"
 #include "udp_relay/udp_relay.hpp"
 
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
   daytime::add_commands(app, commands);
   tour::add_command(app, commands);
   bench::add_command(app, commands);
+  add_trace_view_command(app, commands);
 
   if (auto status = parse_command_line(app, argc, argv)) return *status;
   for (const command& c : commands) {
