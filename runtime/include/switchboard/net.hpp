@@ -253,6 +253,11 @@ class listener {
   // Binds and listens. A Unix path left behind by a dead server is replaced;
   // one that a live server answers on gives address_in_use.
   static result<listener> bind(const endpoint& where, int backlog = SOMAXCONN);
+  // Takes over `fd`, a socket already bound and listening (passed on by a
+  // service manager or a parent process): makes it non-blocking and close-on-exec;
+  // never removes its Unix path. invalid_argument when it is not a listening
+  // stream socket.
+  static result<listener> adopt(unique_fd fd);
 
   struct accept_operation : detail::awaitable_operation<accept_operation> {
     sockaddr_storage peer{};
@@ -269,6 +274,11 @@ class listener {
   // without blocking: how a server out of descriptors turns callers away
   // cleanly instead of leaving them hanging. Returns how many it shed.
   std::size_t shed_backlog() noexcept;
+  // A connection already waiting in the backlog, without waiting for one:
+  // resource_unavailable_try_again when there is none. How a server
+  // takes the connections the kernel completed before it closes the listener
+  // (closing would reset them).
+  result<stream> try_accept() noexcept;
 
   // Where it listens, with the real port after binding port 0.
   const endpoint& local() const noexcept { return local_; }
@@ -288,6 +298,10 @@ class datagram_socket {
   datagram_socket() noexcept = default;
   // Bound to `where` (port 0: any free port).
   static result<datagram_socket> bind(const endpoint& where);
+  // Takes over `fd`, a datagram socket already bound (passed on by a service
+  // manager or a parent process): makes it non-blocking and close-on-exec.
+  // invalid_argument when it is not a datagram socket.
+  static result<datagram_socket> adopt(unique_fd fd);
   // Unbound, for a client: the kernel picks the port at the first send.
   static result<datagram_socket> open(int family);
 
