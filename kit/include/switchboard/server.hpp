@@ -47,6 +47,11 @@ struct server_options {
   std::string unix_path;  // listen here instead of TCP when set
   std::string backend = "select";
   limits limit;
+  // Processes that serve (--workers): 1, this one; 0, one per CPU this
+  // process may run on; more, a supervisor and that many worker processes,
+  // each with a runtime of its own on the same sockets (docs/deploying.md).
+  // The limits count per worker.
+  unsigned workers = 1;
 };
 
 struct server_stats {
