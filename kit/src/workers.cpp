@@ -15,7 +15,6 @@
 #include <deque>
 #include <fstream>
 #include <iterator>
-#include <map>
 #include <sstream>
 
 #include <switchboard/signal.hpp>

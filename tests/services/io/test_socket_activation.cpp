@@ -169,3 +169,29 @@ TEST_CASE("a stream service given a UDP socket says so and exits 1", "[io][activ
                              std::to_string(port) + "), but echo serves listening stream sockets") !=
         std::string::npos);
 }
+
+TEST_CASE("an activated server with --workers 2 hands the socket it was given to its workers",
+          "[io][activation][workers]") {
+  if (!activator_installed()) {
+    WARN("systemd-socket-activate is not installed (Debian: systemd): not tested");
+    return;
+  }
+  const std::uint16_t port = free_port(SOCK_STREAM);
+  child_process activated({activator, "-l", "127.0.0.1:" + std::to_string(port), program(), "echo", "--workers",
+                           "2", "--backend", backend_name()});
+  wait_activator_ready(activated);
+  auto result = run_command({program(), "echo-client", "--port", std::to_string(port), "--message", "both",
+                             "--backend", backend_name()});
+  CHECK(result.out == "both");
+  auto line = activated.wait_for_line("workers: 2 (pids");
+  REQUIRE(line);
+  const std::vector<pid_t> workers = pids_in(*line);
+  CHECK(workers.size() == 2);
+  // One listening line, for the one socket.
+  CHECK(activated.err().find("listening on 127") == activated.err().rfind("listening on 127"));
+  CHECK(run_command({program(), "echo-client", "--port", std::to_string(port), "--size", "64", "--count", "10",
+                     "--connections", "50", "--backend", backend_name()}).status == 0);
+  activated.signal(SIGTERM);
+  CHECK(activated.wait_exit(20s) == 0);
+  for (pid_t pid : workers) CHECK_FALSE(running(pid));
+}

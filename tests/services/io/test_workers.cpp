@@ -3,13 +3,14 @@
 // none is left running.
 #include <catch2/catch.hpp>
 
+#include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -281,4 +282,86 @@ TEST_CASE("--workers 2 on a Unix path: served, and only the supervisor removes t
   CHECK(server.wait_exit(20s) == 0);
   CHECK(::access(path.c_str(), F_OK) != 0);
   for (pid_t pid : workers) CHECK_FALSE(running(pid));
+}
+
+namespace {
+
+// A UDP guess player on a source port of its own, counting what it sent.
+class udp_player {
+ public:
+  explicit udp_player(std::uint16_t port) : fd_(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) {
+    REQUIRE(fd_ >= 0);
+    const timeval patience{.tv_sec = 10, .tv_usec = 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof patience);
+    to_.sin_family = AF_INET;
+    to_.sin_port = htons(port);
+    to_.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  }
+  ~udp_player() { ::close(fd_); }
+  udp_player(const udp_player&) = delete;
+  udp_player& operator=(const udp_player&) = delete;
+
+  std::string ask(std::uint64_t guess) {
+    const std::string text = std::to_string(guess) + "\n";
+    ::sendto(fd_, text.data(), text.size(), 0, reinterpret_cast<const sockaddr*>(&to_), sizeof to_);
+    ++sent;
+    char buf[512];
+    const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+  }
+
+  // Plays to the end by halving; the tries the server counted, or 0.
+  std::uint64_t play_out(std::uint64_t max) {
+    std::uint64_t low = 1, high = max;
+    for (int made = 0; made < 64; ++made) {
+      const std::uint64_t guess = low + (high - low) / 2;
+      const std::string reply = ask(guess);
+      if (reply == "higher\n") {
+        low = guess + 1;
+      } else if (reply == "lower\n") {
+        high = guess - 1;
+      } else {
+        const auto at = reply.find("correct after ");
+        return at == std::string::npos ? 0 : std::stoull(reply.substr(at + 14));
+      }
+    }
+    return 0;
+  }
+
+  std::uint64_t sent = 0;
+
+ private:
+  int fd_;
+  sockaddr_in to_{};
+};
+
+}  // namespace
+
+TEST_CASE("UDP guess games on the surviving worker keep their state when the other dies",
+          "[io][workers][udp][guess]") {
+  supervised server(supervised::args("guess", "2", {"--udp", "--max", "1000000", "--udp-rate", "100000", "--max-games-per-host", "1000"}));
+  REQUIRE(server.workers.size() == 2);
+  std::vector<std::unique_ptr<udp_player>> players;
+  for (int i = 0; i < 16; ++i) {
+    players.push_back(std::make_unique<udp_player>(server.port));
+    // Two counted guesses each, on whichever worker the source address maps to.
+    CHECK_FALSE(players.back()->ask(1).empty());
+    CHECK_FALSE(players.back()->ask(2).empty());
+  }
+  ::kill(server.workers[0], SIGKILL);
+  auto restarted = server.process.wait_for_line("restarted as pid", 5s);
+  REQUIRE(restarted);
+  server.workers.push_back(static_cast<pid_t>(std::stol(restarted->substr(restarted->rfind(' ') + 1))));
+  int kept = 0;
+  for (auto& player : players) {
+    const std::uint64_t counted = player->play_out(1000000);
+    INFO("sent " << player->sent << ", counted " << counted);
+    CHECK(counted > 0);  // every game is won, on the old worker or a new game on the new one
+    // The surviving worker counted every guess; the new one only those since it started.
+    if (counted == player->sent) ++kept;
+  }
+  // Both workers had players (16 source ports): some kept their games, some started over.
+  CHECK(kept > 0);
+  CHECK(kept < 16);
+  server.stop();
 }
