@@ -384,3 +384,16 @@ TEST_CASE("a single server also serves the connections queued when SIGTERM comes
   CHECK(served == 100);
   CHECK(server.wait_exit(20s) == 0);
 }
+
+TEST_CASE("workers end when their supervisor is killed: no orphan keeps serving", "[io][workers]") {
+  supervised server(supervised::args("echo", "2"));
+  REQUIRE(server.workers.size() == 2);
+  server.process.signal(SIGKILL);
+  CHECK(server.process.wait_exit() == 128 + SIGKILL);
+  // Each worker gets SIGTERM from the kernel (PR_SET_PDEATHSIG), drains nothing and exits.
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  for (pid_t pid : server.workers) {
+    while (running(pid) && std::chrono::steady_clock::now() < deadline) ::usleep(10'000);
+    CHECK_FALSE(running(pid));
+  }
+}
