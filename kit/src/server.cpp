@@ -133,11 +133,46 @@ task<void> run_session(server_state& server, const session_fn& session, stream c
   co_await conn.linger();
 }
 
-task<void> accept_loop(listener& l, server_state& server, const session_fn& session,
-                       task_group& connections, spare_descriptor& spare, source_counts& per_source) {
-  log_limiter emfile_log, limit_log, source_log;
+// Where accepted connections go: the session of each, within the limits.
+struct admission {
+  server_state& server;
+  const session_fn& session;
+  task_group& connections;
+  source_counts& per_source;
+  log_limiter limit_log, source_log;
+
+  // Starts the session of `client`, or closes it at once past a limit.
+  void admit(stream client) {
+    const std::size_t max_connections = server.options.limit.max_connections;
+    if (server.stats.open >= max_connections) {
+      ++server.stats.rejected;
+      if (std::uint64_t skipped = 0; limit_log.allow(skipped)) {
+        log("{}: --max-connections {} reached: closing {} ({} more)", server.service,
+            max_connections, client.peer(), skipped);
+      }
+      return;  // the stream closes here
+    }
+    if (const source_key source = source_key::of(client.peer()); !per_source.try_add(source)) {
+      ++server.stats.rejected;
+      if (std::uint64_t skipped = 0; source_log.allow(skipped)) {
+        log("{}: --max-connections-per-source {} reached by {}: closing {} ({} more)", server.service,
+            server.options.limit.max_connections_per_source, source.to_string(), client.peer(),
+            skipped);
+      }
+      return;
+    }
+    ++server.stats.open;
+    ++server.stats.total;
+    std::string name = fmt::format("{} connection #{} from {}", server.service,
+                                   server.stats.total, client.peer());
+    connections.spawn(run_session(server, session, std::move(client), per_source), std::move(name));
+  }
+};
+
+task<void> accept_loop(listener& l, admission& admit, spare_descriptor& spare) {
+  server_state& server = admit.server;
+  log_limiter emfile_log;
   auto backoff = 1ms;
-  const std::size_t max_connections = server.options.limit.max_connections;
   for (;;) {
     auto accepted = co_await l.accept();
     if (!accepted) {
@@ -165,28 +200,27 @@ task<void> accept_loop(listener& l, server_state& server, const session_fn& sess
       continue;
     }
     backoff = 1ms;
-    if (server.stats.open >= max_connections) {
-      ++server.stats.rejected;
-      if (std::uint64_t skipped = 0; limit_log.allow(skipped)) {
-        log("{}: --max-connections {} reached: closing {} ({} more)", server.service,
-            max_connections, accepted->peer(), skipped);
+    admit.admit(std::move(*accepted));
+  }
+}
+
+// The connections the kernel completed before the listener closes: closing
+// would reset them, and a client that saw its connect succeed (a proxy in
+// front, which then cannot retry it elsewhere) would lose its request. Those
+// that arrive after the last look here are still reset; see
+// docs/deploying.md for taking an instance out of a balancer first.
+void admit_waiting(listener& l, admission& admit) {
+  for (;;) {
+    auto waiting = l.try_accept();
+    if (!waiting) {
+      const std::error_code error = waiting.error();
+      if (error != std::errc::operation_would_block && error != std::errc::too_many_files_open &&
+          error != std::errc::too_many_files_open_in_system) {
+        log("{}: accept on {}: {}", admit.server.service, l.local(), error.message());
       }
-      continue;  // the stream closes here
+      return;  // out of descriptors: the rest are reset with the listener
     }
-    if (const source_key source = source_key::of(accepted->peer()); !per_source.try_add(source)) {
-      ++server.stats.rejected;
-      if (std::uint64_t skipped = 0; source_log.allow(skipped)) {
-        log("{}: --max-connections-per-source {} reached by {}: closing {} ({} more)", server.service,
-            server.options.limit.max_connections_per_source, source.to_string(), accepted->peer(),
-            skipped);
-      }
-      continue;
-    }
-    ++server.stats.open;
-    ++server.stats.total;
-    std::string name = fmt::format("{} connection #{} from {}", server.service,
-                                   server.stats.total, accepted->peer());
-    connections.spawn(run_session(server, session, std::move(*accepted), per_source), std::move(name));
+    admit.admit(std::move(*waiting));
   }
 }
 
@@ -350,14 +384,15 @@ task<int> serve_stream(server_state& server, session_fn session) {
   task_group acceptors;
   task_group connections;
   source_counts per_source(server.options.limit.max_connections_per_source);
+  admission admit{server, session, connections, per_source, {}, {}};
   for (listener& l : listeners) {
-    acceptors.spawn(accept_loop(l, server, session, connections, spare, per_source),
-                    fmt::format("{} accept loop on {}", server.service, l.local()));
+    acceptors.spawn(accept_loop(l, admit, spare), fmt::format("{} accept loop on {}", server.service, l.local()));
   }
 
   co_await wait_for_stop(signals, server, "no longer accepting; draining connections");
   acceptors.cancel();
   co_await acceptors.join();
+  for (listener& l : listeners) admit_waiting(l, admit);
   listeners.clear();  // closes the sockets and removes a Unix path
 
   task_group watchers;

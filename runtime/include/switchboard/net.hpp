@@ -265,6 +265,12 @@ class listener {
   // The next connection, with its peer address.
   accept_operation accept() noexcept;
 
+  // The next connection already waiting in the backlog, without waiting for
+  // one: std::errc::operation_would_block when there is none. How a stopping
+  // server takes what the kernel has queued before closing, which would
+  // reset it.
+  result<stream> try_accept() noexcept;
+
   // Accepts and at once closes every connection waiting in the backlog,
   // without blocking: how a server out of descriptors turns callers away
   // cleanly instead of leaving them hanging. Returns how many it shed.
