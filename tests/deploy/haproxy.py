@@ -14,10 +14,13 @@ short timeouts), all in a temporary directory of its own. Then:
    HAProxy. Every one of them gets its exact bytes back; a client that a
    was serving before the signal is still served during the drain; a exits 0
    once it has closed, its last statistics saying `open 0`.
-3. a is started again on its port (a rolling restart), then b is killed
-   with SIGKILL: the clients that were on b see their connection end (EOF or
-   a reset, within seconds, never a hang), and every client that connects
-   after the kill gets its echo, from a.
+3. a is started again on its port, then restarted the way docs/deploying.md
+   recommends: set to drain on HAProxy's admin socket, it gets no new client
+   (its bytes-in stays put while clients go on), SIGTERM, started again, set
+   ready, UP; no client is lost meanwhile.
+4. b is killed with SIGKILL: the clients that were on b see their
+   connection end (EOF or a reset, within seconds, never a hang), and every
+   client that connects once b's port refuses connects gets its echo, from a.
 
 Nothing is left running at the end: every child is stopped by its PID, and
 no process whose parent is this one remains. --without-redispatch drops
@@ -251,6 +254,7 @@ class Load:
         self.served = []    # (start time, bytes) of each client that got its echo
         self.failures = []  # (start time, what went wrong)
         self.count = 0
+        self.started = time.monotonic()
         self.slowest = 0.0  # seconds, the longest a served client took
         self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(workers)]
         for t in self.threads:
@@ -311,6 +315,19 @@ def open_on(haproxy, server, tag, wanted=1, tries=8):
     for client in kept:
         client.close()
     raise Failure(f"{tag}: fewer than {wanted} of {tries} connections went to {server}")
+
+
+def restart(server, old, name, program, backend, haproxy, children, expected="UP"):
+    """Starts the instance `old` of `server` again on its port; returns it
+    once HAProxy shows `server` with a status that starts with `expected`
+    (None: at once, once it listens)."""
+    check(not old.running(), f"{old.name} still runs")
+    new = Echo(name, program, backend, old.port)
+    children.append(new)
+    check(new.port is not None, f"{name} exited {new.status} before listening")
+    if expected is not None:
+        haproxy.wait_states({server: expected})
+    return new
 
 
 def wait_refused(port, timeout=5):
@@ -403,11 +420,30 @@ def run(program, backend, redispatch):
               f"in {1000 * load.slowest:.0f} ms; haproxy saw a DOWN {1000 * (down_seen - term_sent):.0f} ms "
               f"after it; a exited 0", flush=True)
 
-        # 3. A rolling restart of a, then SIGKILL to b.
-        a = Echo("a (again)", program, backend, a.port)
-        children.append(a)
-        check(a.port is not None, f"a exited {a.status} before listening again")
+        # 3. A rolling restart of a that HAProxy is told of: set to drain
+        # on the admin socket, it gets no new client, so its SIGTERM meets
+        # no connect at all; started again, it is put back.
+        a = restart("a", a, "a (again)", program, backend, haproxy, children)
+        load = Load(haproxy.port, "restart")
+        load.wait_served(10)
+        haproxy.admin("set server echo/a state drain")
+        haproxy.wait_states({"a": "DRAIN"}, timeout=5)
+        load.wait_served(len(load.served) + 5)  # a client already on its way to a finishes
+        before = a.stats()["bytes-in"]
+        load.wait_served(len(load.served) + 20)
+        check(a.stats()["bytes-in"] == before, "a in the drain state still got new clients")
+        os.kill(a.pid, signal.SIGTERM)
+        check(a.exit_status() == 0, "a did not exit 0 on SIGTERM")
+        a = restart("a", a, "a (third)", program, backend, haproxy, children, expected=None)
+        haproxy.admin("set server echo/a state ready")
         haproxy.wait_states({"a": "UP", "b": "UP"})
+        load.wait_served(len(load.served) + 20)
+        load.stop()
+        load.check_all_served("the start of the restart", load.started)
+        print(f"3. restart by the admin socket: {len(load.served)} clients served, the slowest in "
+              f"{1000 * load.slowest:.0f} ms", flush=True)
+
+        # 4. SIGKILL to b.
         before = a.stats()["bytes-in"]
         on_b = open_on(haproxy, "b", "kill", wanted=2)
         os.kill(b.pid, signal.SIGKILL)
@@ -420,7 +456,7 @@ def run(program, backend, redispatch):
         # outlive it by some milliseconds: a connect then completes and is
         # reset, too late for HAProxy to retry (docs/deploying.md).
         gone = wait_refused(b.port)
-        print(f"3. b's listener refuses connects {1000 * (gone - killed):.1f} ms after b was reaped",
+        print(f"4. b's listener refuses connects {1000 * (gone - killed):.1f} ms after b was reaped",
               flush=True)
         load = Load(haproxy.port, "after the kill")
         for client in on_b:
@@ -433,7 +469,7 @@ def run(program, backend, redispatch):
                 seen = "reset"
             except socket.timeout:
                 raise Failure("a client of the killed b hangs: no EOF or reset within 5 s")
-            print(f"3. a client of the killed b saw {seen} after {1000 * (time.monotonic() - killed):.0f} ms",
+            print(f"4. a client of the killed b saw {seen} after {1000 * (time.monotonic() - killed):.0f} ms",
                   flush=True)
             client.close()
         haproxy.wait_states({"a": "UP", "b": "DOWN"}, timeout=5)
@@ -444,7 +480,7 @@ def run(program, backend, redispatch):
         after = a.stats()["bytes-in"]
         check(after - before >= served_bytes, f"a read {after - before} bytes since b was killed, "
               f"its {len(load.served)} clients sent {served_bytes}")
-        print(f"3. after the kill: {len(load.served)} clients served by a, the slowest in "
+        print(f"4. after the kill: {len(load.served)} clients served by a, the slowest in "
               f"{1000 * load.slowest:.0f} ms", flush=True)
 
         os.kill(a.pid, signal.SIGTERM)
