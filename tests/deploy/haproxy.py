@@ -170,14 +170,14 @@ def haproxy_config(frontend_port, servers, admin_socket, redispatch=True):
 
 
 class Haproxy(Child):
-    def __init__(self, work, frontend_port, servers, redispatch):
+    def __init__(self, program, work, frontend_port, servers, redispatch):
         self.admin_socket = work / "admin.sock"
         config = work / "haproxy.cfg"
         config.write_text(haproxy_config(frontend_port, servers, self.admin_socket, redispatch))
         print(config.read_text(), flush=True)
         self.port = frontend_port
         # -db: foreground, no daemon; -f: this config alone, nothing from /etc.
-        super().__init__("haproxy", ["haproxy", "-db", "-f", str(config)])
+        super().__init__("haproxy", [program, "-db", "-f", str(config)])
 
     def admin(self, command):
         """The answer of the stats socket to one command."""
@@ -362,7 +362,7 @@ def children_of(pid):
     return found
 
 
-def run(program, backend, redispatch):
+def run(program, haproxy_program, backend, redispatch):
     work = Path(tempfile.mkdtemp(prefix="switchboard-haproxy-"))
     children = []
     try:
@@ -376,7 +376,7 @@ def run(program, backend, redispatch):
         b = Echo("b", program, backend)
         children.append(b)
         check(b.port is not None, f"b exited {b.status} before listening")
-        haproxy = Haproxy(work, free_port(), [("a", a.port), ("b", b.port)], redispatch)
+        haproxy = Haproxy(haproxy_program, work, free_port(), [("a", a.port), ("b", b.port)], redispatch)
         children.append(haproxy)
         haproxy.wait_states({"a": "UP", "b": "UP"})
 
@@ -505,7 +505,9 @@ def main():
                         help="leave retries and option redispatch out of the config (the test should fail)")
     options = parser.parse_args()
     program = os.environ.get("SWITCHBOARD_BIN", "build/switchboard")
-    if shutil.which("haproxy") is None:
+    # Debian installs it in /usr/sbin, which a user's PATH often lacks.
+    haproxy = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/local/sbin:/usr/sbin")
+    if haproxy is None:
         print("skipped: no haproxy (./dev installs it)")
         return SKIP
     # The whole test is bounded: a hang anywhere ends it as a failure.
@@ -515,7 +517,7 @@ def main():
     signal.signal(signal.SIGALRM, out_of_time)
     signal.alarm(TEST_SECONDS)
     started = time.monotonic()
-    status = run(program, options.backend, not options.without_redispatch)
+    status = run(program, haproxy, options.backend, not options.without_redispatch)
     left = children_of(os.getpid())
     if left:
         print(f"FAIL: processes left running: {left}", flush=True)
