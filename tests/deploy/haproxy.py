@@ -254,6 +254,7 @@ class Load:
         self.served = []    # (start time, bytes) of each client that got its echo
         self.failures = []  # (start time, what went wrong)
         self.count = 0
+        self.finished = set()  # the numbers of the clients that are done
         self.started = time.monotonic()
         self.slowest = 0.0  # seconds, the longest a served client took
         self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(workers)]
@@ -275,6 +276,8 @@ class Load:
             except (OSError, Failure) as e:
                 with self.lock:
                     self.failures.append((started, f"client {n}: {e!r}"))
+            with self.lock:
+                self.finished.add(n)
             time.sleep(0.005)
 
     def wait_served(self, n, timeout=10):
@@ -282,6 +285,16 @@ class Load:
         while len(self.served) < n:
             check(time.monotonic() < deadline, f"{self.tag}: {len(self.served)} clients served "
                   f"within {timeout} s, not {n}; failures {self.failures[:3]}")
+            time.sleep(0.01)
+
+    def wait_done_so_far(self, timeout=10):
+        """Waits until every client started until now is done."""
+        with self.lock:
+            started = set(range(1, self.count + 1))
+        deadline = time.monotonic() + timeout
+        while not started <= self.finished:
+            check(time.monotonic() < deadline, f"{self.tag}: clients {sorted(started - self.finished)} "
+                  f"not done within {timeout} s")
             time.sleep(0.01)
 
     def stop(self):
@@ -428,7 +441,7 @@ def run(program, haproxy_program, backend, redispatch):
         load.wait_served(10)
         haproxy.admin("set server echo/a state drain")
         haproxy.wait_states({"a": "DRAIN"}, timeout=5)
-        load.wait_served(len(load.served) + 5)  # a client already on its way to a finishes
+        load.wait_done_so_far()  # a client already on its way to a finishes
         before = a.stats()["bytes-in"]
         load.wait_served(len(load.served) + 20)
         check(a.stats()["bytes-in"] == before, "a in the drain state still got new clients")
@@ -488,7 +501,7 @@ def run(program, haproxy_program, backend, redispatch):
         os.kill(haproxy.pid, signal.SIGTERM)
         haproxy.exit_status()
         return 0
-    except (Failure, OSError, subprocess.SubprocessError) as e:
+    except Exception as e:  # any error fails the test, after the clean-up below
         print("FAIL:", repr(e), flush=True)
         return 1
     finally:
