@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -208,9 +209,11 @@ task<void> accept_loop(listener& l, admission& admit, spare_descriptor& spare) {
 // would reset them, and a client that saw its connect succeed (a proxy in
 // front, which then cannot retry it elsewhere) would lose its request. Those
 // that arrive after the last look here are still reset; see
-// docs/deploying.md for taking an instance out of a balancer first.
+// docs/deploying.md for taking an instance out of a balancer first. At most
+// one full backlog (listener::bind's default), so that a flood of connects
+// cannot hold the stop up.
 void admit_waiting(listener& l, admission& admit) {
-  for (;;) {
+  for (int taken = 0; taken < SOMAXCONN; ++taken) {
     auto waiting = l.try_accept();
     if (!waiting) {
       const std::error_code error = waiting.error();
