@@ -319,17 +319,27 @@ task<void> accept_loop(listener& l, server_state& server, admission& admit, spar
   }
 }
 
-// Connections the kernel completed before the stop wait in the listener's
-// backlog; closing the listener would reset them. They are taken and served
-// like any other (the drain bounds them), up to the fd limit: one that
-// cannot be accepted any more is reset by the close, as before.
-std::size_t admit_waiting(listener& l, admission& admit) {
-  std::size_t taken = 0;
-  for (;;) {
+// The connections the kernel completed before the listener closes: closing
+// would reset them, and a client that saw its connect succeed (a proxy in
+// front, which then cannot retry it elsewhere) would lose its request. Those
+// that arrive after the last look here are still reset; see
+// docs/deploying.md for taking an instance out of a balancer first. At most
+// one full backlog (listener::bind's default), so that a flood of connects
+// cannot hold the stop up. With --workers the listener is shared: each
+// worker takes what waits as it stops, within the same bound, and the
+// supervisor closes its copy first, so that the last to close is a worker.
+void admit_waiting(listener& l, server_state& server, admission& admit) {
+  for (int taken = 0; taken < SOMAXCONN; ++taken) {
     auto waiting = l.try_accept();
-    if (!waiting) return taken;
+    if (!waiting) {
+      const std::error_code error = waiting.error();
+      if (error != std::errc::operation_would_block && error != std::errc::too_many_files_open &&
+          error != std::errc::too_many_files_open_in_system) {
+        log("{}: accept on {}: {}", server.service, l.local(), error.message());
+      }
+      return;  // out of descriptors: the rest are reset with the listener
+    }
     admit.admit(std::move(*waiting));
-    ++taken;
   }
 }
 
@@ -521,7 +531,7 @@ task<int> serve_stream(server_state& server, session_fn session) {
   co_await wait_for_stop(signals, server, "no longer accepting; draining connections");
   acceptors.cancel();
   co_await acceptors.join();
-  for (listener& l : listeners) admit_waiting(l, admit);
+  for (listener& l : listeners) admit_waiting(l, server, admit);
   listeners.clear();  // closes the sockets and removes a Unix path
 
   task_group watchers;

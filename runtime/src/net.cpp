@@ -290,6 +290,20 @@ listener::accept_operation listener::accept() noexcept {
   return op;
 }
 
+result<stream> listener::try_accept() noexcept {
+  sockaddr_storage peer{};
+  for (;;) {
+    socklen_t size = sizeof peer;
+    // Non-blocking like every socket the backends accept (attempt.cpp).
+    const int fd = ::accept4(fd_.get(), reinterpret_cast<sockaddr*>(&peer), &size,
+                             SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) return stream(unique_fd(fd), endpoint::from_native(reinterpret_cast<sockaddr*>(&peer), size));
+    // A connection reset while it waited is gone: try the next one.
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    return last_error();
+  }
+}
+
 std::size_t listener::shed_backlog() noexcept {
   std::size_t shed = 0;
   for (;;) {
@@ -300,16 +314,6 @@ std::size_t listener::shed_backlog() noexcept {
     }
     ::close(fd);  // never seen by a backend: no forget() needed
     ++shed;
-  }
-}
-
-result<stream> listener::try_accept() noexcept {
-  for (;;) {
-    sockaddr_storage peer{};
-    socklen_t size = sizeof peer;
-    const int fd = ::accept4(fd_.get(), reinterpret_cast<sockaddr*>(&peer), &size, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd >= 0) return stream(unique_fd(fd), endpoint::from_native(reinterpret_cast<sockaddr*>(&peer), size));
-    if (errno != EINTR && errno != ECONNABORTED) return last_error();
   }
 }
 

@@ -270,15 +270,16 @@ class listener {
   // The next connection, with its peer address.
   accept_operation accept() noexcept;
 
+  // The next connection already waiting in the backlog, without waiting for
+  // one: std::errc::operation_would_block when there is none. How a stopping
+  // server takes what the kernel has queued before closing, which would
+  // reset it.
+  result<stream> try_accept() noexcept;
+
   // Accepts and at once closes every connection waiting in the backlog,
   // without blocking: how a server out of descriptors turns callers away
   // cleanly instead of leaving them hanging. Returns how many it shed.
   std::size_t shed_backlog() noexcept;
-  // A connection already waiting in the backlog, without waiting for one:
-  // resource_unavailable_try_again when there is none. How a server
-  // takes the connections the kernel completed before it closes the listener
-  // (closing would reset them).
-  result<stream> try_accept() noexcept;
 
   // Where it listens, with the real port after binding port 0.
   const endpoint& local() const noexcept { return local_; }

@@ -366,25 +366,6 @@ TEST_CASE("UDP guess games on the surviving worker keep their state when the oth
   server.stop();
 }
 
-TEST_CASE("a single server also serves the connections queued when SIGTERM comes", "[io][workers][signal]") {
-  child_process server({program(), "echo", "--port", "0", "--backend", backend_name(),
-                        "--max-connections-per-source", "100000"});
-  const std::uint16_t port = server.wait_listening();
-  REQUIRE(port != 0);
-  std::vector<int> clients;
-  for (int i = 0; i < 100; ++i) clients.push_back(raw_connect(port));
-  server.signal(SIGTERM);
-  int served = 0;
-  for (int fd : clients) {
-    const std::string ping = "ping " + std::to_string(fd);
-    ::send(fd, ping.data(), ping.size(), MSG_NOSIGNAL);
-    if (receive_some(fd) == ping) ++served;
-    ::close(fd);
-  }
-  CHECK(served == 100);
-  CHECK(server.wait_exit(20s) == 0);
-}
-
 TEST_CASE("workers end when their supervisor is killed: no orphan keeps serving", "[io][workers]") {
   supervised server(supervised::args("echo", "2"));
   REQUIRE(server.workers.size() == 2);
