@@ -470,8 +470,8 @@ std::string format_table(const std::vector<row>& rows) {
       const std::optional<double> gen_percent =
           r.generator_cpu ? std::optional(*r.generator_cpu * 100) : std::nullopt;
       line.insert(line.end(), {show(r.rps, 0), show(r.p50_us, 1), show(r.p99_us, 1),
-                               show(r.cpu_us_per_rt, 2), show(r.syscalls_per_rt, 2), "-", "-",
-                               show(gen_percent, 0), "-"});
+                               show(r.cpu_us_per_rt, 2), s && s->workers > 0 ? "-" : show(r.syscalls_per_rt, 2),
+                               "-", "-", show(gen_percent, 0), "-"});
     }
     line.push_back(r.ratio ? fmt::format("{:.2f}", *r.ratio) : "-");
     line.push_back(std::to_string(r.errors) + (r.note.empty() ? "" : " (" + r.note + ")"));

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <sstream>
 
 #include "bench/bench_core.hpp"
 
@@ -381,6 +382,16 @@ TEST_CASE("bench judges the workers' targets where this machine can", "[bench]")
   CHECK(table.find("gen CPU %") != std::string::npos);
   CHECK(table.find("1.40 (130/120/") != std::string::npos);
   CHECK(table.find("95") != std::string::npos);  // the saturated generators' share
+  {
+    // Syscalls are not counted with workers: "-", not "n/a".
+    const auto at = table.find("switchboard-epoll  scale-w1");
+    REQUIRE(at != std::string::npos);
+    std::istringstream line(table.substr(at, table.find('\n', at) - at));
+    std::vector<std::string> columns;
+    for (std::string w; line >> w;) columns.push_back(w);
+    REQUIRE(columns.size() > 6);
+    CHECK(columns[6] == "-");
+  }
 
   auto has = [](const std::vector<std::string>& lines, const std::string& needle) {
     return std::any_of(lines.begin(), lines.end(), [&](const std::string& l) { return l.find(needle) != std::string::npos; });
