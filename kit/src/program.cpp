@@ -1,6 +1,7 @@
 #include "switchboard/program.hpp"
 
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <exception>
@@ -10,6 +11,7 @@
 
 #include "switchboard/log.hpp"
 #include "switchboard/server.hpp"
+#include "workers.hpp"
 
 namespace switchboard {
 
@@ -26,8 +28,24 @@ int run_on_backend(const std::string& backend, const std::function<task<int>()>&
   return run_on_backend(backend, runtime_options{}, main);
 }
 
+namespace {
+// With --workers, each worker writes a trace of its own beside the
+// supervisor's FILE: FILE's name with ".worker-K-PID" before its extension
+// (the pid tells a restarted worker's file from its predecessor's).
+std::string trace_of_this_process(const std::string& trace) {
+  const auto& worker = detail::this_worker();
+  if (trace.empty() || !worker) return trace;
+  const auto slash = trace.rfind('/');
+  const auto dot = trace.rfind('.');
+  const bool extension = dot != std::string::npos && (slash == std::string::npos || dot > slash + 1);
+  const std::size_t stem = extension ? dot : trace.size();
+  return fmt::format("{}.worker-{}-{}{}", trace.substr(0, stem), worker->index, ::getpid(), trace.substr(stem));
+}
+}  // namespace
+
 int run_on_backend(const server_options& options, const std::function<task<int>()>& main) {
-  return run_on_backend(options.backend, runtime_options{.trace = options.trace, .trace_limit = options.trace_limit},
+  return run_on_backend(options.backend,
+                        runtime_options{.trace = trace_of_this_process(options.trace), .trace_limit = options.trace_limit},
                         main);
 }
 

@@ -1,16 +1,21 @@
 #include "switchboard/server.hpp"
 
 #include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <sys/resource.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
+#include <type_traits>
 
 #include <switchboard/cancel.hpp>
 #include <switchboard/signal.hpp>
 
+#include "activation.hpp"
+#include "workers.hpp"
 #include "switchboard/datagram_guard.hpp"
 #include "switchboard/log.hpp"
 #include "switchboard/source_key.hpp"
@@ -38,10 +43,41 @@ std::optional<clock::time_point> deadline_after(milliseconds timeout) {
   return clock::now() + timeout;
 }
 
+// What a server of `Socket`s takes, for messages.
+template <class Socket>
+constexpr std::string_view socket_kind() {
+  return std::is_same_v<Socket, listener> ? "listening stream sockets (TCP or Unix)" : "datagram sockets (UDP)";
+}
+
+// The sockets a service manager passed on (socket activation), taken over
+// instead of binding: --host, --port and --unix then do not apply. Each must
+// be of the kind the service serves; nothing, with the reason logged, when
+// one is not (a stream service given a UDP socket: a unit that does not match
+// its service).
+template <class Socket>
+std::optional<std::vector<Socket>> adopt_every_socket(const server_state& server, const std::vector<int>& fds) {
+  std::vector<Socket> sockets;
+  for (const int fd : fds) {
+    const std::string what = detail::describe_socket(fd);
+    auto adopted = Socket::adopt(unique_fd(fd));
+    if (!adopted) {
+      log("{}: socket activation: fd {} is {}, but {} serves {} only ({})", server.service, fd, what,
+          server.service, socket_kind<Socket>(), adopted.error().message());
+      return std::nullopt;
+    }
+    sockets.push_back(std::move(*adopted));
+  }
+  return sockets;
+}
+
 // A `Socket` (listener or datagram_socket) bound to every address the
-// options name; nothing, with the reason logged, when one cannot be.
+// options name, or the sockets a service manager passed on; nothing, with
+// the reason logged, when one cannot be.
 template <class Socket>
 std::optional<std::vector<Socket>> bind_every_address(const server_state& server) {
+  if (const std::vector<int> inherited = detail::take_listen_fds(); !inherited.empty()) {
+    return adopt_every_socket<Socket>(server, inherited);
+  }
   auto addresses = listen_endpoints(server.options);
   if (!addresses) {
     log("{}: cannot listen on {}: {}", server.service,
@@ -61,13 +97,86 @@ std::optional<std::vector<Socket>> bind_every_address(const server_state& server
   return sockets;
 }
 
+// One line of statistics; a worker's names it, and goes to its supervisor
+// too, which adds the workers' lines up.
 void print_stats(const server_state& server) {
   const server_stats& s = server.stats;
   const std::string extra = server.extra_stats ? " " + server.extra_stats() : "";
-  notice("{}: stats: open {} total {} rejected {} timed-out {} bytes-in {} bytes-out {} dropped {} "
-         "log-dropped {} backend {}{}",
-         server.service, s.open, s.total, s.rejected, s.timed_out, s.bytes_in, s.bytes_out, s.dropped,
-         diagnostics().dropped(), to_string(runtime::current().backend()), extra);
+  const std::string figures =
+      fmt::format("open {} total {} rejected {} timed-out {} bytes-in {} bytes-out {} dropped {} "
+                  "log-dropped {} backend {}{}",
+                  s.open, s.total, s.rejected, s.timed_out, s.bytes_in, s.bytes_out, s.dropped,
+                  diagnostics().dropped(), to_string(runtime::current().backend()), extra);
+  const auto& worker = detail::this_worker();
+  if (!worker) {
+    notice("{}: stats: {}", server.service, figures);
+    return;
+  }
+  notice("{}: worker {} (pid {}): stats: {}", server.service, worker->index, ::getpid(), figures);
+  // One short line into a non-blocking pipe: whole or not at all (PIPE_BUF).
+  const std::string line = figures + "\n";
+  [[maybe_unused]] const ssize_t written = ::write(worker->report_fd, line.data(), line.size());
+}
+
+// How many processes serve: --workers, and 1 in a worker itself.
+unsigned workers_wanted(const server_state& server) {
+  if (detail::this_worker()) return 1;
+  return detail::worker_count(server.options.workers);
+}
+
+// A UDP socket on `where` that other sockets of this user may bind too
+// (SO_REUSEPORT): the kernel then hands each source address to one of them.
+result<datagram_socket> bind_shared_port(const endpoint& where) {
+  unique_fd fd(::socket(where.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) return errno_code(errno);
+  const int on = 1;
+  if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) return errno_code(errno);
+  if (::bind(fd.get(), where.native(), where.native_size()) != 0) return errno_code(errno);
+  return datagram_socket::adopt(std::move(fd));
+}
+
+// --workers over UDP: each worker gets a SO_REUSEPORT socket of its own on
+// every address, so that one client's datagrams reach the same worker (the
+// guessing game keeps a client's state there). The supervisor holds them
+// all, so that the group never changes while it runs: a worker that dies is
+// replaced on the same sockets, and no other client moves. Sockets a service
+// manager passed on are shared by every worker instead (they need not
+// allow SO_REUSEPORT).
+task<int> supervise_datagram(server_state& server, unsigned workers) {
+  std::vector<std::vector<datagram_socket>> sockets(workers);
+  if (const std::vector<int> inherited = detail::take_listen_fds(); !inherited.empty()) {
+    auto adopted = adopt_every_socket<datagram_socket>(server, inherited);
+    if (!adopted) co_return 1;
+    sockets[0] = std::move(*adopted);
+  } else {
+    auto addresses = listen_endpoints(server.options);
+    if (!addresses) {
+      log("{}: cannot listen on {}: {}", server.service, server.options.host, addresses.error().message());
+      co_return 1;
+    }
+    for (unsigned k = 0; k < workers; ++k) {
+      for (std::size_t i = 0; i < addresses->size(); ++i) {
+        // Port 0: the first worker's socket picks the port, the others join it.
+        const endpoint where = k == 0 ? (*addresses)[i] : (*addresses)[i].with_port(sockets[0][i].local().port());
+        auto bound = bind_shared_port(where);
+        if (!bound) {
+          log("{}: bind {}: {}", server.service, where, bound.error().message());
+          co_return 1;
+        }
+        sockets[k].push_back(std::move(*bound));
+      }
+    }
+  }
+  std::vector<std::vector<int>> fds(workers);
+  std::vector<endpoint> where;
+  for (const datagram_socket& s : sockets[0]) where.push_back(s.local());
+  for (unsigned k = 0; k < workers; ++k) {
+    const auto& own = sockets[k].empty() ? sockets[0] : sockets[k];
+    for (const datagram_socket& s : own) fds[k].push_back(s.native_handle());
+  }
+  std::function<void()> stop = [&sockets] { sockets.clear(); };
+  const int status = co_await detail::supervise(server, std::move(fds), std::move(where), "udp", std::move(stop));
+  co_return status;
 }
 
 // The signals that stop a server. SIGHUP comes when the terminal it was
@@ -133,11 +242,52 @@ task<void> run_session(server_state& server, const session_fn& session, stream c
   co_await conn.linger();
 }
 
-task<void> accept_loop(listener& l, server_state& server, const session_fn& session,
-                       task_group& connections, spare_descriptor& spare, source_counts& per_source) {
-  log_limiter emfile_log, limit_log, source_log;
+// Admits accepted connections: over --max-connections or the source's
+// share they are closed at once and counted, else served in `connections`.
+class admission {
+ public:
+  admission(server_state& server, const session_fn& session, task_group& connections,
+            source_counts& per_source)
+      : server_(server), session_(session), connections_(connections), per_source_(per_source) {}
+
+  void admit(stream client);
+
+ private:
+  server_state& server_;
+  const session_fn& session_;
+  task_group& connections_;
+  source_counts& per_source_;
+  log_limiter limit_log_, source_log_;
+};
+
+void admission::admit(stream client) {
+  const std::size_t max_connections = server_.options.limit.max_connections;
+  if (server_.stats.open >= max_connections) {
+    ++server_.stats.rejected;
+    if (std::uint64_t skipped = 0; limit_log_.allow(skipped)) {
+      log("{}: --max-connections {} reached: closing {} ({} more)", server_.service, max_connections,
+          client.peer(), skipped);
+    }
+    return;  // the stream closes here
+  }
+  if (const source_key source = source_key::of(client.peer()); !per_source_.try_add(source)) {
+    ++server_.stats.rejected;
+    if (std::uint64_t skipped = 0; source_log_.allow(skipped)) {
+      log("{}: --max-connections-per-source {} reached by {}: closing {} ({} more)", server_.service,
+          server_.options.limit.max_connections_per_source, source.to_string(), client.peer(), skipped);
+    }
+    return;
+  }
+  ++server_.stats.open;
+  ++server_.stats.total;
+  std::string name =
+      fmt::format("{} connection #{} from {}", server_.service, server_.stats.total, client.peer());
+  connections_.spawn(run_session(server_, session_, std::move(client), per_source_), std::move(name));
+}
+
+task<void> accept_loop(listener& l, server_state& server, admission& admit, spare_descriptor& spare) {
+  log_limiter emfile_log;
   auto backoff = 1ms;
-  const std::size_t max_connections = server.options.limit.max_connections;
   for (;;) {
     auto accepted = co_await l.accept();
     if (!accepted) {
@@ -165,28 +315,31 @@ task<void> accept_loop(listener& l, server_state& server, const session_fn& sess
       continue;
     }
     backoff = 1ms;
-    if (server.stats.open >= max_connections) {
-      ++server.stats.rejected;
-      if (std::uint64_t skipped = 0; limit_log.allow(skipped)) {
-        log("{}: --max-connections {} reached: closing {} ({} more)", server.service,
-            max_connections, accepted->peer(), skipped);
+    admit.admit(std::move(*accepted));
+  }
+}
+
+// The connections the kernel completed before the listener closes: closing
+// would reset them, and a client that saw its connect succeed (a proxy in
+// front, which then cannot retry it elsewhere) would lose its request. Those
+// that arrive after the last look here are still reset; see
+// docs/deploying.md for taking an instance out of a balancer first. At most
+// one full backlog (listener::bind's default), so that a flood of connects
+// cannot hold the stop up. With --workers the listener is shared: each
+// worker takes what waits as it stops, within the same bound, and the
+// supervisor closes its copy first, so that the last to close is a worker.
+void admit_waiting(listener& l, server_state& server, admission& admit) {
+  for (int taken = 0; taken < SOMAXCONN; ++taken) {
+    auto waiting = l.try_accept();
+    if (!waiting) {
+      const std::error_code error = waiting.error();
+      if (error != std::errc::operation_would_block && error != std::errc::too_many_files_open &&
+          error != std::errc::too_many_files_open_in_system) {
+        log("{}: accept on {}: {}", server.service, l.local(), error.message());
       }
-      continue;  // the stream closes here
+      return;  // out of descriptors: the rest are reset with the listener
     }
-    if (const source_key source = source_key::of(accepted->peer()); !per_source.try_add(source)) {
-      ++server.stats.rejected;
-      if (std::uint64_t skipped = 0; source_log.allow(skipped)) {
-        log("{}: --max-connections-per-source {} reached by {}: closing {} ({} more)", server.service,
-            server.options.limit.max_connections_per_source, source.to_string(), accepted->peer(),
-            skipped);
-      }
-      continue;
-    }
-    ++server.stats.open;
-    ++server.stats.total;
-    std::string name = fmt::format("{} connection #{} from {}", server.service,
-                                   server.stats.total, accepted->peer());
-    connections.spawn(run_session(server, session, std::move(*accepted), per_source), std::move(name));
+    admit.admit(std::move(*waiting));
   }
 }
 
@@ -342,24 +495,45 @@ task<int> serve_stream(server_state& server, session_fn session) {
     limit.max_connections_per_source = std::clamp<std::size_t>(limit.max_connections / 4, 1, 256);
   }
 
+  if (const unsigned workers = workers_wanted(server); workers > 1) {
+    // One listener shared by every worker: the kernel queues each connection
+    // once, and whichever worker accepts first serves it (docs/deploying.md).
+    std::vector<int> fds;
+    std::vector<endpoint> where;
+    for (const listener& l : listeners) {
+      fds.push_back(l.native_handle());
+      where.push_back(l.local());
+    }
+    // Built apart from the co_await: g++ 12 mishandles a capturing lambda inside one.
+    std::function<void()> stop = [&listeners] { listeners.clear(); };  // the supervisor alone removes a Unix path
+    const int status = co_await detail::supervise(server, std::vector<std::vector<int>>(workers, fds),
+                                                  std::move(where), "tcp", std::move(stop));
+    co_return status;
+  }
+
   // Signals are taken over before the first "listening" line, so that a
   // script that stops the server as soon as it reads that line is honoured.
   signal_set signals = server_signals();
   spare_descriptor spare;
-  for (const listener& l : listeners) print_listening(l.local(), "tcp");
+  // A worker's supervisor has said where it listens.
+  if (!detail::this_worker()) {
+    for (const listener& l : listeners) print_listening(l.local(), "tcp");
+  }
   log_without_blocking(server);
 
   task_group acceptors;
   task_group connections;
   source_counts per_source(server.options.limit.max_connections_per_source);
+  admission admit(server, session, connections, per_source);
   for (listener& l : listeners) {
-    acceptors.spawn(accept_loop(l, server, session, connections, spare, per_source),
+    acceptors.spawn(accept_loop(l, server, admit, spare),
                     fmt::format("{} accept loop on {}", server.service, l.local()));
   }
 
   co_await wait_for_stop(signals, server, "no longer accepting; draining connections");
   acceptors.cancel();
   co_await acceptors.join();
+  for (listener& l : listeners) admit_waiting(l, server, admit);
   listeners.clear();  // closes the sockets and removes a Unix path
 
   task_group watchers;
@@ -380,11 +554,16 @@ task<int> serve_stream(server_state& server, session_fn session) {
 }
 
 task<int> serve_datagram(server_state& server, datagram_fn serve) {
+  if (const unsigned workers = workers_wanted(server); workers > 1) {
+    co_return co_await supervise_datagram(server, workers);
+  }
   auto bound = bind_every_address<datagram_socket>(server);
   if (!bound) co_return 1;
   std::vector<datagram_socket>& sockets = *bound;
   signal_set signals = server_signals();
-  for (const datagram_socket& s : sockets) print_listening(s.local(), "udp");
+  if (!detail::this_worker()) {
+    for (const datagram_socket& s : sockets) print_listening(s.local(), "udp");
+  }
   log_without_blocking(server);
 
   task_group workers;

@@ -1,6 +1,7 @@
 #include "switchboard/net.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
 #include <sys/stat.h>
@@ -19,6 +20,34 @@ namespace switchboard {
 namespace {
 
 std::error_code last_error() noexcept { return errno_code(errno); }
+
+// An inherited descriptor may be blocking (systemd passes them so unless
+// the unit says NonBlocking=yes), and it must not leak into programs the
+// service starts. O_NONBLOCK belongs to the open file description, shared
+// with whoever passed it on; they hand it over and no longer use it.
+result<void> prepare_inherited(int fd, int type, bool listening) noexcept {
+  int actual = 0;
+  socklen_t size = sizeof actual;
+  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &actual, &size) != 0) return last_error();
+  int accepting = 0;
+  size = sizeof accepting;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &size) != 0) return last_error();
+  if (actual != type || (accepting != 0) != listening) {
+    return std::make_error_code(std::errc::invalid_argument);
+  }
+  const int status = ::fcntl(fd, F_GETFL);
+  if (status < 0 || ::fcntl(fd, F_SETFL, status | O_NONBLOCK) != 0) return last_error();
+  const int flags = ::fcntl(fd, F_GETFD);
+  if (flags < 0 || ::fcntl(fd, F_SETFD, flags | FD_CLOEXEC) != 0) return last_error();
+  return {};
+}
+
+result<endpoint> local_endpoint(int fd) noexcept {
+  sockaddr_storage local{};
+  socklen_t size = sizeof local;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &size) != 0) return last_error();
+  return endpoint::from_native(reinterpret_cast<sockaddr*>(&local), size);
+}
 
 constexpr socklen_t unix_path_offset = offsetof(sockaddr_un, sun_path);
 
@@ -243,11 +272,36 @@ result<listener> listener::bind(const endpoint& where, int backlog) {
   return l;
 }
 
+result<listener> listener::adopt(unique_fd fd) {
+  if (!fd) return std::make_error_code(std::errc::bad_file_descriptor);
+  if (auto ready = prepare_inherited(fd.get(), SOCK_STREAM, true); !ready) return ready.error();
+  auto local = local_endpoint(fd.get());
+  if (!local) return local.error();
+  listener l;
+  l.fd_ = std::move(fd);
+  l.local_ = *local;
+  return l;
+}
+
 listener::accept_operation listener::accept() noexcept {
   accept_operation op;
   op.code = detail::op_code::accept;
   op.fd = fd_.get();
   return op;
+}
+
+result<stream> listener::try_accept() noexcept {
+  sockaddr_storage peer{};
+  for (;;) {
+    socklen_t size = sizeof peer;
+    // Non-blocking like every socket the backends accept (attempt.cpp).
+    const int fd = ::accept4(fd_.get(), reinterpret_cast<sockaddr*>(&peer), &size,
+                             SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) return stream(unique_fd(fd), endpoint::from_native(reinterpret_cast<sockaddr*>(&peer), size));
+    // A connection reset while it waited is gone: try the next one.
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    return last_error();
+  }
 }
 
 std::size_t listener::shed_backlog() noexcept {
@@ -288,6 +342,17 @@ result<datagram_socket> datagram_socket::bind(const endpoint& where) {
     return last_error();
   }
   s.local_ = endpoint::from_native(reinterpret_cast<sockaddr*>(&local), size);
+  return s;
+}
+
+result<datagram_socket> datagram_socket::adopt(unique_fd fd) {
+  if (!fd) return std::make_error_code(std::errc::bad_file_descriptor);
+  if (auto ready = prepare_inherited(fd.get(), SOCK_DGRAM, false); !ready) return ready.error();
+  auto local = local_endpoint(fd.get());
+  if (!local) return local.error();
+  datagram_socket s;
+  s.fd_ = std::move(fd);
+  s.local_ = *local;
   return s;
 }
 

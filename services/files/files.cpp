@@ -289,7 +289,7 @@ void add_commands(CLI::App& app, command_list& commands) {
                     "directory whose files named requests may get (none: the extension is off)");
   serve->add_flag("--udp", config->udp, "serve the UDP protocol instead of TCP");
   serve->add_option("--max-hashes", config->hashing.max_running,
-                    "files hashed at once for named and UDP downloads (the others wait their turn)")
+                    "files hashed at once for named and UDP downloads, per worker (the others wait their turn)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   add_seconds(*serve, "--hash-timeout", config->hash_timeout,

@@ -364,11 +364,11 @@ void add_commands(CLI::App& app, command_list& commands) {
   add_seconds(*serve_cmd, "--game-timeout", settings->games.game_timeout,
               "UDP: seconds without a guess before a game is dropped (0: never)");
   serve_cmd->add_option("--max-games", settings->games.max_games,
-                        "UDP: games kept at once; more are refused")
+                        "UDP: games kept at once, per worker; more are refused")
       ->check(CLI::Range(std::size_t{1}, std::size_t{100'000'000}))
       ->capture_default_str();
   serve_cmd->add_option("--max-games-per-host", settings->games.max_games_per_host,
-                        "UDP: games in progress from one IPv4 address or IPv6 /64; more are refused")
+                        "UDP: games in progress from one IPv4 address or IPv6 /64, per worker; more are refused")
       ->check(CLI::Range(std::size_t{1}, std::size_t{100'000'000}))
       ->capture_default_str();
 

@@ -2,6 +2,7 @@
 
 #include <sched.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,8 +26,6 @@ namespace {
 
 using namespace std::chrono_literals;
 constexpr double missing = std::numeric_limits<double>::quiet_NaN();
-// More generators than this only crowd the machine.
-constexpr std::size_t max_generators = 4;
 // A limit, not a length: a counted run under valgrind ends when every round
 // trip is back, after a few seconds.
 constexpr double counted_run_limit_s = 120;
@@ -67,10 +66,40 @@ std::string read_text(const std::string& path) {
   return text.str();
 }
 
+// The CPU of `pid` and of every live descendant (a supervisor's workers),
+// each with the children it has reaped.
 std::optional<double> cpu_seconds(pid_t pid) {
-  auto ticks = parse_cpu_ticks(read_text("/proc/" + std::to_string(pid) + "/stat"));
-  if (!ticks) return std::nullopt;
-  return static_cast<double>(*ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  std::map<long, std::vector<long>> children;
+  std::map<long, std::uint64_t> ticks;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", std::filesystem::directory_options::skip_permission_denied)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    const std::string stat = read_text(entry.path().string() + "/stat");
+    const auto parent = parse_ppid(stat);
+    const auto t = parse_cpu_ticks(stat);
+    if (!parent || !t) continue;  // gone meanwhile
+    const long id = std::stol(name);
+    children[*parent].push_back(id);
+    ticks[id] = *t;
+  }
+  if (!ticks.count(pid)) return std::nullopt;
+  std::uint64_t total = 0;
+  std::vector<long> todo{pid};
+  while (!todo.empty()) {
+    const long id = todo.back();
+    todo.pop_back();
+    total += ticks[id];
+    for (long child : children[id]) todo.push_back(child);
+  }
+  return static_cast<double>(total) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// The CPU of the children this process has reaped so far.
+double reaped_children_seconds() {
+  rusage use{};
+  ::getrusage(RUSAGE_CHILDREN, &use);
+  auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
+  return seconds(use.ru_utime) + seconds(use.ru_stime);
 }
 
 std::string arg(double v) { return fmt::format("{}", v); }
@@ -105,6 +134,9 @@ struct run_result {
   double cpu_us_per_rt = missing;
   double bytes_per_conn = missing;
   double instructions_per_rt = missing;
+  double generator_cpu = missing;
+  double spread = missing;
+  std::string per_worker;
   std::optional<double> syscalls_per_rt;
   std::string note;
   bool unavailable = false;  // exit 69: this backend cannot be set up here
@@ -117,12 +149,10 @@ class driver {
     const auto dir = std::filesystem::path(this_program()).parent_path();
     switchboard_ = this_program();
     bench_dir_ = (dir / "bench").string();
-    const auto cpus = allowed_cpus();
-    if (cpus.size() >= 2) {
-      server_cpus_ = {cpus.front()};
-      const std::size_t spare = std::min(cpus.size() - 1, max_generators);
-      for (std::size_t i = 0; i < spare; ++i) generator_cpus_.push_back(cpus[1 + i]);
-    }
+    allowed_ = allowed_cpus();
+    const auto single = place(scenario{}, allowed_);
+    server_cpus_ = single->server;
+    generator_cpus_ = single->generators;
   }
 
   int run() {
@@ -138,11 +168,25 @@ class driver {
       return !present;
     });
     describe_machine();
+    std::erase_if(opts_.scenarios, [&](const std::string& name) {
+      const scenario& scen = *find_scenario(name);
+      const auto where = place(scen, allowed_);
+      if (!where) {
+        fmt::print(stderr, "bench: {} left out: its {} workers and the generators need {} CPUs, {} allowed here\n",
+                   name, scen.workers, 2 * scen.workers, allowed_.size());
+      } else if (scen.workers > 0) {
+        fmt::print(stderr, "bench: {}: server on CPU(s) {}, {} load generator(s) on CPU(s) {}\n", name,
+                   where->server.empty() ? "any" : fmt::format("{}", fmt::join(where->server, ",")),
+                   where->generator_count,
+                   where->generators.empty() ? "any" : fmt::format("{}", fmt::join(where->generators, ",")));
+      }
+      return !where;
+    });
     for (const std::string& name : opts_.scenarios) {
       for (const server_spec& s : servers_) {
         if (runs_in(s, *find_scenario(name))) {
           cells_.push_back(cell{s.name, name, nan_vector(), nan_vector(), nan_vector(), nan_vector(),
-                                nan_vector(), nan_vector(), std::nullopt, 0, {}});
+                                nan_vector(), nan_vector(), std::nullopt, 0, {}, nan_vector(), nan_vector(), {}});
         }
       }
     }
@@ -174,9 +218,12 @@ class driver {
     fmt::print("medians over {} alternating pair(s) of {} s runs; syscalls/RT from a {} s run counted with {};\n"
                "instr/RT: callgrind's count over 2N round trips less that over N, divided by N;\n"
                "ratio: switchboard to the hand-written loop of the same mechanism, in rps\n"
-               "(CPU us/RT when paced, instr/RT when counted)\n",
+               "(CPU us/RT when paced, instr/RT when counted); with --workers N (-wN), to -w1;\n"
+               "CPU us/RT: the server's processes (a supervisor and its workers) together;\n"
+               "gen CPU %: the load generators' CPU over their time, 100 = every one busy throughout;\n"
+               "max/min: most over fewest connections per worker (SIGUSR1's open counts)\n",
                opts_.pairs, opts_.seconds, syscall_seconds(), counter_name());
-    for (const std::string& line : judge_targets(rows)) fmt::print("{}\n", line);
+    for (const std::string& line : judge_targets(rows, allowed_.size())) fmt::print("{}\n", line);
     if (!opts_.plot.empty()) {
       std::ofstream out(opts_.plot);
       out << svg_chart(rows);
@@ -241,13 +288,18 @@ class driver {
     c.cpu_us_per_rt[i] = r.cpu_us_per_rt;
     c.bytes_per_conn[i] = r.bytes_per_conn;
     c.instructions_per_rt[i] = r.instructions_per_rt;
+    c.generator_cpu[i] = r.generator_cpu;
+    c.spread[i] = r.spread;
+    if (!r.per_worker.empty()) c.per_worker = r.per_worker;
     if (!r.note.empty() && c.note.find(r.note) == std::string::npos) {
       c.note += (c.note.empty() ? "" : "; ") + r.note;
     }
     if (r.failed) failed_ = true;
     if (r.unavailable) unavailable_.push_back(s.name);
     std::string figure = "no figure";
-    if (scen.hold && std::isfinite(r.bytes_per_conn)) {
+    if (!r.per_worker.empty()) {
+      figure = fmt::format("{:.2f} max/min ({} per worker)", r.spread, r.per_worker);
+    } else if (scen.hold && std::isfinite(r.bytes_per_conn)) {
       figure = fmt::format("{:.0f} B/conn", r.bytes_per_conn);
     } else if (std::isfinite(r.instructions_per_rt)) {
       figure = fmt::format("{:.0f} instr/RT", r.instructions_per_rt);
@@ -258,7 +310,7 @@ class driver {
                r.note.empty() ? "" : " (" + r.note + ")");
   }
 
-  std::vector<std::string> server_argv(const server_spec& s) const {
+  std::vector<std::string> server_argv(const server_spec& s, const scenario& scen) const {
     if (s.backend.empty()) return {bench_dir_ + "/" + s.name, "--port", "0"};
     // No idle timeout: the idle-crowd and memory scenarios keep silent
     // connections, up to 10,000 of them from 127.0.0.1.
@@ -266,6 +318,7 @@ class driver {
                                   "--idle-timeout", "0", "--max-connections-per-source", "1000000",
                                   "--drain-timeout", "1"};
     if (s.traced) argv.insert(argv.end(), {"--trace", scratch_.file("trace.json"), "--trace-limit", "1000000000"});
+    if (scen.workers > 0) argv.insert(argv.end(), {"--workers", std::to_string(scen.workers)});
     return argv;
   }
 
@@ -273,7 +326,8 @@ class driver {
   // over the generators; round_trips 0 runs them for `seconds`.
   std::vector<std::unique_ptr<child_process>> start_generators(const scenario& scen, std::uint16_t port,
                                                                 double seconds, std::uint32_t round_trips) const {
-    const std::size_t n = std::max<std::size_t>(1, std::min<std::size_t>(generator_cpus_.size(), scen.connections));
+    const placement where = *place(scen, allowed_);
+    const std::size_t n = where.generator_count;
     std::vector<std::unique_ptr<child_process>> gens;
     for (std::size_t i = 0; i < n; ++i) {
       auto share = [&](std::uint32_t total) { return total / n + (i < total % n ? 1 : 0); };
@@ -286,7 +340,7 @@ class driver {
       if (scen.hold) argv.push_back("--hold");
       if (round_trips) argv.insert(argv.end(), {"--round-trips", std::to_string(share(round_trips))});
       std::vector<int> cpus;
-      if (!generator_cpus_.empty()) cpus = {generator_cpus_[i % generator_cpus_.size()]};
+      if (!where.generators.empty()) cpus = {where.generators[i % where.generators.size()]};
       gens.push_back(spawn_on(std::move(argv), cpus));
     }
     return gens;
@@ -300,8 +354,10 @@ class driver {
     } else if (scen.counted_round_trips > 0) {
       count_instructions(s, scen, r);
     } else {
-      serve(s, {}, r, [&](child_process& server) {
-        if (scen.hold) {
+      serve(s, scen, {}, r, [&](child_process& server) {
+        if (scen.hold && scen.workers > 0) {
+          spread(server, scen, r);
+        } else if (scen.hold) {
           hold(server, scen, r);
         } else {
           traffic(server, scen, seconds, with, r);
@@ -314,13 +370,14 @@ class driver {
   // Starts the server, under `wrapper` (valgrind) when one is given, lets
   // `use` drive it and stops it by PID with SIGTERM. True when it started and
   // exited on its own.
-  bool serve(const server_spec& s, const std::vector<std::string>& wrapper, run_result& r,
+  bool serve(const server_spec& s, const scenario& scen, const std::vector<std::string>& wrapper, run_result& r,
              const std::function<void(child_process&)>& use) {
     std::vector<std::string> argv = wrapper;
-    for (std::string& a : server_argv(s)) argv.push_back(std::move(a));
+    for (std::string& a : server_argv(s, scen)) argv.push_back(std::move(a));
     // valgrind takes seconds to start, and to write its file at exit.
     const auto patience = wrapper.empty() ? 10s : 120s;
-    auto server = spawn_on(std::move(argv), server_cpus_);
+    // A supervisor's workers inherit the CPUs it is started on.
+    auto server = spawn_on(std::move(argv), place(scen, allowed_)->server);
     if (server->wait_listening(patience) == 0) {
       const auto status = server->wait_exit(2s);
       r.unavailable = status == exit_unavailable;
@@ -367,8 +424,15 @@ class driver {
     }
     if (tracer) std::this_thread::sleep_for(300ms);  // attached before the traffic starts
     const auto cpu_before = cpu_seconds(server.pid());
+    const double reaped_before = reaped_children_seconds();
+    const auto started = std::chrono::steady_clock::now();
     auto gens = start_generators(scen, server.wait_listening(0ms), seconds, 0);
     r.load = collect(gens, seconds, r);
+    // collect reaped the generators: what reaped children used since is theirs.
+    const std::chrono::duration<double> wall = std::chrono::steady_clock::now() - started;
+    if (!gens.empty() && wall.count() > 0) {
+      r.generator_cpu = (reaped_children_seconds() - reaped_before) / (wall.count() * static_cast<double>(gens.size()));
+    }
     // A forking server's children count (cutime, cstime) once it has reaped them.
     std::this_thread::sleep_for(300ms);
     const auto cpu_after = cpu_seconds(server.pid());
@@ -418,6 +482,44 @@ class driver {
     for (auto& g : gens) g->wait_exit(30s);
   }
 
+  // Opens the scenario's idle connections to a server with workers and asks
+  // it (SIGUSR1) how many each worker holds, until they add up to all of them.
+  void spread(child_process& server, const scenario& scen, run_result& r) {
+    auto gens = start_generators(scen, server.wait_listening(0ms), 1, 0);
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    for (auto& g : gens) {
+      while (g->out().find("ready") == std::string::npos && !g->wait_exit(0ms) &&
+             std::chrono::steady_clock::now() < deadline && !interrupted) {
+        std::this_thread::sleep_for(20ms);
+      }
+    }
+    std::vector<std::uint64_t> counts;
+    std::uint64_t held = 0;
+    while (std::chrono::steady_clock::now() < deadline && !interrupted) {
+      const std::string before = server.err();
+      server.signal(SIGUSR1);
+      // The supervisor's sum line comes after every worker's own (or a second).
+      std::string after;
+      for (int i = 0; i < 40; ++i) {
+        std::this_thread::sleep_for(50ms);
+        after = server.err();
+        if (after.find("stats (all", before.size()) != std::string::npos) break;
+      }
+      counts = worker_open_counts(std::string_view(after).substr(std::min(before.size(), after.size())));
+      held = 0;
+      for (auto c : counts) held += c;
+      if (counts.size() == scen.workers && held >= scen.connections) break;
+      std::this_thread::sleep_for(200ms);
+    }
+    if (const auto ratio = spread_ratio(counts)) r.spread = *ratio;
+    r.per_worker = fmt::format("{}", fmt::join(counts, "/"));
+    if (counts.size() != scen.workers || held < scen.connections) {
+      r.note = fmt::format("{} workers reported {} of {} connections", counts.size(), held, scen.connections);
+    }
+    for (auto& g : gens) g->signal(SIGTERM);
+    for (auto& g : gens) g->wait_exit(30s);
+  }
+
   // Server instructions per round trip, from callgrind: the difference
   // between a run of 2N round trips and one of N, so that valgrind's and the
   // server's start-up, the connections' set-up and the shutdown cancel out.
@@ -441,7 +543,7 @@ class driver {
     const temp_dir dir;
     const std::string file = dir.file("callgrind.out");
     bool complete = false;
-    const bool exited = serve(s, {"valgrind", "--tool=callgrind", "--callgrind-out-file=" + file}, r,
+    const bool exited = serve(s, scen, {"valgrind", "--tool=callgrind", "--callgrind-out-file=" + file}, r,
                               [&](child_process& server) {
                                 auto gens = start_generators(scen, server.wait_listening(0ms),
                                                              counted_run_limit_s, round_trips);
@@ -467,7 +569,8 @@ class driver {
     if (counter_ == counter::none) return;
     for (const std::string& name : opts_.scenarios) {
       const scenario& scen = *find_scenario(name);
-      if (scen.hold || scen.counted_round_trips > 0) continue;
+      // perf and strace attach to the one process: a supervisor's workers escape them.
+      if (scen.hold || scen.counted_round_trips > 0 || scen.workers > 0) continue;
       for (const server_spec& s : servers_) {
         if (interrupted) return;
         if (!runs_in(s, scen)) continue;
@@ -482,6 +585,7 @@ class driver {
   options opts_;
   std::string switchboard_;
   std::string bench_dir_;
+  std::vector<int> allowed_;
   std::vector<int> server_cpus_;
   std::vector<int> generator_cpus_;
   std::vector<server_spec> servers_;

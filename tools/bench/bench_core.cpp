@@ -49,21 +49,94 @@ const row* find_row(const std::vector<row>& rows, std::string_view server, std::
 
 std::string verdict(bool met) { return met ? "target met: " : "target MISSED: "; }
 
+// Generators this busy may be what limits the rate, not the server.
+constexpr double saturated = 0.9;
+
+// Issue 13's targets for --workers: rps scales (where the machine has the
+// cores and the generators keep up), paced CPU per round trip does not grow,
+// the connections spread evenly over eight workers.
+void judge_worker_targets(const std::vector<row>& rows, std::size_t cpus, std::vector<std::string>& out) {
+  for (const row& r : rows) {
+    const scenario* s = find_scenario(r.scenario);
+    if (!s || s->workers <= 1) continue;
+    const std::uint32_t n = s->workers;
+    if (s->rate > 0 && r.ratio) {
+      out.push_back(verdict(*r.ratio <= 1.05) +
+                    fmt::format("{} CPU per round trip at {} is {:.2f}x one worker's (target <= 1.05x)", r.server,
+                                r.scenario, *r.ratio));
+    } else if (s->rate == 0 && !s->hold && r.ratio) {
+      const row* one = find_row(rows, r.server, one_worker_counterpart(*s));
+      const double busiest = std::max(r.generator_cpu.value_or(1), one ? one->generator_cpu.value_or(1) : 1);
+      const std::string what = fmt::format("{} rps at {} is {:.2f}x one worker's (target >= {:.1f}x)", r.server,
+                                           r.scenario, *r.ratio, 0.8 * n);
+      if (cpus < 2 * n) {
+        out.push_back("target not judged: " + what + fmt::format(": needs {} CPUs, {} here", 2 * n, cpus));
+      } else if (busiest >= saturated) {
+        out.push_back("target not judged: " + what +
+                      fmt::format(": the generators were {:.0f}% busy", busiest * 100));
+      } else {
+        out.push_back(verdict(*r.ratio >= 0.8 * n) + what);
+      }
+    } else if (s->hold && n == 8 && r.spread) {
+      const std::string what =
+          fmt::format("{} max/min connections per worker at {} is {:.2f} (target <= 1.5)", r.server, r.scenario,
+                      *r.spread);
+      if (cpus < 2 * n) {
+        out.push_back("target not judged: " + what + fmt::format(": needs {} CPUs, {} here", 2 * n, cpus));
+      } else {
+        out.push_back(verdict(*r.spread <= 1.5) + what);
+      }
+    }
+  }
+}
+
+// The median where a worker that held nothing (infinity) counts too.
+std::optional<double> spread_median(std::vector<double> values) {
+  std::erase_if(values, [](double v) { return std::isnan(v); });
+  if (values.empty()) return std::nullopt;
+  std::sort(values.begin(), values.end());
+  const std::size_t n = values.size();
+  return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
+// The scenarios a group name stands for: "workers" for every one with
+// --workers, "scale" for scale-w1, scale-w2, ... (any NAME-wN family).
+std::vector<std::string> group(std::string_view name) {
+  std::vector<std::string> out;
+  for (const scenario& s : scenario_catalogue()) {
+    if (s.workers == 0) continue;
+    if (name == "workers" || s.name.rfind(std::string(name) + "-w", 0) == 0) out.push_back(s.name);
+  }
+  return out;
+}
+
 }  // namespace
 
 const std::vector<scenario>& scenario_catalogue() {
   static const std::vector<scenario> all{
-      {"1x64", 1, 64, 0, 0, false, 0, "one connection, 64-byte ping-pong: pure round-trip latency"},
-      {"2x64", 2, 64, 0, 0, false, 0, "two connections: the iterative server's lunch problem"},
-      {"50x64", 50, 64, 0, 0, false, 0, "50 connections x 64 B: the mechanism's cost per event"},
-      {"500x64", 500, 64, 0, 0, false, 0, "500 connections x 64 B: many ready descriptors per wait"},
-      {"5000x64", 5000, 64, 0, 0, false, 0, "5,000 connections x 64 B: beyond select's FD_SETSIZE"},
-      {"50x16k", 50, 16384, 0, 0, false, 0, "50 connections x 16 KiB: copying and partial reads/writes"},
-      {"50+5000idle", 50, 64, 5000, 0, false, 0, "50 active beside 5,000 idle: what an idle crowd costs"},
-      {"paced", 50, 64, 0, 50000, false, 0, "50 connections at a fixed 50,000 round trips/s: server CPU per round trip"},
-      {"memory", 10000, 64, 0, 0, true, 0, "10,000 idle connections held: server RSS growth per connection"},
-      {"instructions", 50, 64, 0, 0, false, 2000,
+      {"1x64", 1, 64, 0, 0, false, 0, 0, "one connection, 64-byte ping-pong: pure round-trip latency"},
+      {"2x64", 2, 64, 0, 0, false, 0, 0, "two connections: the iterative server's lunch problem"},
+      {"50x64", 50, 64, 0, 0, false, 0, 0, "50 connections x 64 B: the mechanism's cost per event"},
+      {"500x64", 500, 64, 0, 0, false, 0, 0, "500 connections x 64 B: many ready descriptors per wait"},
+      {"5000x64", 5000, 64, 0, 0, false, 0, 0, "5,000 connections x 64 B: beyond select's FD_SETSIZE"},
+      {"50x16k", 50, 16384, 0, 0, false, 0, 0, "50 connections x 16 KiB: copying and partial reads/writes"},
+      {"50+5000idle", 50, 64, 5000, 0, false, 0, 0, "50 active beside 5,000 idle: what an idle crowd costs"},
+      {"paced", 50, 64, 0, 50000, false, 0, 0, "50 connections at a fixed 50,000 round trips/s: server CPU per round trip"},
+      {"memory", 10000, 64, 0, 0, true, 0, 0, "10,000 idle connections held: server RSS growth per connection"},
+      {"instructions", 50, 64, 0, 0, false, 2000, 0,
        "50 connections x 64 B, 2,000 then 4,000 round trips under callgrind: server instructions per round trip"},
+      {"scale-w1", 500, 64, 0, 0, false, 0, 1,
+       "500 x 64 B, --workers 1 on 1 CPU, generators on the others: the base of scaling"},
+      {"scale-w2", 500, 64, 0, 0, false, 0, 2, "as scale-w1 with --workers 2 on 2 CPUs (needs 4 CPUs)"},
+      {"scale-w4", 500, 64, 0, 0, false, 0, 4, "as scale-w1 with --workers 4 on 4 CPUs (needs 8 CPUs)"},
+      {"scale-w8", 500, 64, 0, 0, false, 0, 8, "as scale-w1 with --workers 8 on 8 CPUs (needs 16 CPUs)"},
+      {"paced-w1", 50, 64, 0, 20000, false, 0, 1,
+       "50 connections at 20,000 round trips/s, --workers 1, server and generator sharing every CPU"},
+      {"paced-w2", 50, 64, 0, 20000, false, 0, 2,
+       "as paced-w1 with --workers 2: server CPU per round trip against one worker"},
+      {"spread-w2", 1000, 64, 0, 0, true, 0, 2, "1,000 idle connections to --workers 2: connections per worker"},
+      {"spread-w4", 1000, 64, 0, 0, true, 0, 4, "as spread-w2 with --workers 4"},
+      {"spread-w8", 1000, 64, 0, 0, true, 0, 8, "as spread-w2 with --workers 8"},
   };
   return all;
 }
@@ -73,6 +146,30 @@ const scenario* find_scenario(std::string_view name) {
     if (s.name == name) return &s;
   }
   return nullptr;
+}
+
+std::string one_worker_counterpart(const scenario& s) {
+  const auto dash = s.name.rfind("-w");
+  if (s.workers <= 1 || dash == std::string::npos) return {};
+  return s.name.substr(0, dash) + "-w1";
+}
+
+std::optional<placement> place(const scenario& s, const std::vector<int>& allowed) {
+  placement p;
+  const std::size_t n = s.workers;
+  const bool scaling = n > 0 && s.rate == 0 && !s.hold;
+  const bool pinned = n == 0 ? allowed.size() >= 2 : s.rate == 0 && allowed.size() >= 2 * n;
+  if (scaling && !pinned) return std::nullopt;
+  if (!pinned) return p;  // everything shares every CPU: one generator
+  const std::size_t server = std::max<std::size_t>(n, 1);
+  p.server.assign(allowed.begin(), allowed.begin() + static_cast<long>(server));
+  // A single server keeps the old cap: more generators only crowd the machine.
+  const std::size_t spare = allowed.size() - server;
+  const std::size_t generators = n == 0 ? std::min<std::size_t>(spare, 4) : spare;
+  p.generators.assign(allowed.begin() + static_cast<long>(server),
+                      allowed.begin() + static_cast<long>(server + generators));
+  p.generator_count = std::max<std::size_t>(1, std::min<std::size_t>(generators, s.connections));
+  return p;
 }
 
 std::vector<server_spec> servers_for(const std::vector<std::string>& backends, bool with_baselines,
@@ -91,6 +188,7 @@ std::vector<server_spec> servers_for(const std::vector<std::string>& backends, b
 }
 
 bool runs_in(const server_spec& server, const scenario& s) {
+  if (s.workers > 0) return !server.backend.empty();  // only switchboard has --workers
   if (server.forks && s.counted_round_trips > 0) return false;
   return !server.iterative || (!s.hold && s.idle == 0 && s.connections <= 2);
 }
@@ -100,7 +198,9 @@ void add_options(CLI::App& cmd, raw_options& raw) {
       ->capture_default_str();
   std::string names;
   for (const scenario& s : scenario_catalogue()) names += (names.empty() ? "" : ",") + s.name;
-  cmd.add_option("--scenarios", raw.scenarios, "comma-separated, from " + names + " (default: all)");
+  cmd.add_option("--scenarios", raw.scenarios,
+                 "comma-separated, from " + names +
+                     "; groups: scale, spread (their -wN scenarios), workers (every -wN) (default: all)");
   cmd.add_option("--seconds", raw.seconds, "measured seconds per run (default 3, quick 1)")
       ->check(CLI::Range(0.2, 600.0));
   cmd.add_option("--pairs", raw.pairs, "alternating rounds over all servers; medians over them (default 3, quick 1)")
@@ -156,13 +256,17 @@ resolved resolve(const raw_options& raw) {
     }
     return r;
   }
-  for (const std::string& name : split_list(raw.scenarios)) {
-    if (!find_scenario(name)) {
-      r.error = "unknown scenario '" + name + "'";
+  for (const std::string& given : split_list(raw.scenarios)) {
+    std::vector<std::string> names = group(given);
+    if (find_scenario(given)) names = {given};
+    if (names.empty()) {
+      r.error = "unknown scenario '" + given + "'";
       return r;
     }
-    if (std::find(o.scenarios.begin(), o.scenarios.end(), name) == o.scenarios.end()) {
-      o.scenarios.push_back(name);
+    for (const std::string& name : names) {
+      if (std::find(o.scenarios.begin(), o.scenarios.end(), name) == o.scenarios.end()) {
+        o.scenarios.push_back(name);
+      }
     }
   }
   if (o.scenarios.empty()) r.error = "--scenarios names no scenario";
@@ -211,6 +315,42 @@ load_figures combine(const std::vector<load_figures>& parts) {
     sum.connections += p.connections;
   }
   return sum;
+}
+
+std::optional<long> parse_ppid(std::string_view stat) {
+  const auto paren = stat.rfind(')');
+  if (paren == std::string_view::npos) return std::nullopt;
+  const auto fields = words(stat.substr(paren + 1));
+  if (fields.size() < 2) return std::nullopt;
+  const auto v = to_count(fields[1]);
+  if (!v) return std::nullopt;
+  return static_cast<long>(*v);
+}
+
+std::vector<std::uint64_t> worker_open_counts(std::string_view err) {
+  std::map<std::uint64_t, std::uint64_t> by_worker;
+  std::istringstream lines{std::string(err)};
+  for (std::string line; std::getline(lines, line);) {
+    const auto w = words(line);
+    // "echo: worker 2 (pid 4243): stats: open 3 total 120 ..."
+    for (std::size_t i = 0; i + 6 < w.size(); ++i) {
+      if (w[i] != "worker" || w[i + 2] != "(pid" || w[i + 4] != "stats:" || w[i + 5] != "open") continue;
+      const auto index = to_count(w[i + 1]);
+      const auto open = to_count(w[i + 6]);
+      if (index && open) by_worker[*index] = *open;
+      break;
+    }
+  }
+  std::vector<std::uint64_t> out;
+  for (const auto& [index, open] : by_worker) out.push_back(open);
+  return out;
+}
+
+std::optional<double> spread_ratio(const std::vector<std::uint64_t>& counts) {
+  if (counts.empty()) return std::nullopt;
+  const auto [lo, hi] = std::minmax_element(counts.begin(), counts.end());
+  if (*lo == 0) return std::numeric_limits<double>::infinity();
+  return static_cast<double>(*hi) / static_cast<double>(*lo);
 }
 
 std::optional<std::uint64_t> parse_cpu_ticks(std::string_view stat) {
@@ -290,8 +430,16 @@ std::vector<row> summarize(const std::vector<cell>& cells, const std::vector<ser
   for (const cell& c : cells) {
     row r{c.server, c.scenario, median(c.rps), median(c.p50_us), median(c.p99_us),
           median(c.cpu_us_per_rt), c.syscalls_per_rt, median(c.bytes_per_conn),
-          median(c.instructions_per_rt), std::nullopt, c.errors, c.note};
+          median(c.instructions_per_rt), std::nullopt, c.errors, c.note,
+          median(c.generator_cpu), spread_median(c.spread), c.per_worker};
     const scenario* s = find_scenario(c.scenario);
+    if (s && s->workers > 0) {
+      if (const cell* one = find_cell(c.server, one_worker_counterpart(*s))) {
+        r.ratio = s->rate > 0 ? paired_ratio(c.cpu_us_per_rt, one->cpu_us_per_rt) : paired_ratio(c.rps, one->rps);
+      }
+      rows.push_back(std::move(r));
+      continue;
+    }
     for (const server_spec& spec : servers) {
       if (spec.name != c.server || spec.backend.empty()) continue;
       const cell* loop = find_cell("echo-" + spec.mechanism, c.scenario);
@@ -312,19 +460,26 @@ std::vector<row> summarize(const std::vector<cell>& cells, const std::vector<ser
 
 std::string format_table(const std::vector<row>& rows) {
   const std::vector<std::string> head{"server", "scenario", "rps", "p50 us", "p99 us", "CPU us/RT",
-                                      "syscalls/RT", "B/conn", "instr/RT", "ratio", "errors"};
+                                      "syscalls/RT", "B/conn", "instr/RT", "gen CPU %", "max/min", "ratio", "errors"};
   std::vector<std::vector<std::string>> cells{head};
   for (const row& r : rows) {
     const scenario* s = find_scenario(r.scenario);
     std::vector<std::string> line{r.server, r.scenario};
     // Each kind of scenario fills its own columns.
-    if (s && s->hold) {
-      line.insert(line.end(), {"-", "-", "-", "-", "-", show(r.bytes_per_conn, 0), "-"});
+    if (s && s->hold && s->workers > 0) {
+      std::string spread = r.spread && std::isinf(*r.spread) ? "inf" : show(r.spread, 2);
+      if (!r.per_worker.empty()) spread += " (" + r.per_worker + ")";
+      line.insert(line.end(), {"-", "-", "-", "-", "-", "-", "-", "-", spread});
+    } else if (s && s->hold) {
+      line.insert(line.end(), {"-", "-", "-", "-", "-", show(r.bytes_per_conn, 0), "-", "-", "-"});
     } else if (s && s->counted_round_trips > 0) {
-      line.insert(line.end(), {"-", "-", "-", "-", "-", "-", show(r.instructions_per_rt, 0)});
+      line.insert(line.end(), {"-", "-", "-", "-", "-", "-", show(r.instructions_per_rt, 0), "-", "-"});
     } else {
+      const std::optional<double> gen_percent =
+          r.generator_cpu ? std::optional(*r.generator_cpu * 100) : std::nullopt;
       line.insert(line.end(), {show(r.rps, 0), show(r.p50_us, 1), show(r.p99_us, 1),
-                               show(r.cpu_us_per_rt, 2), show(r.syscalls_per_rt, 2), "-", "-"});
+                               show(r.cpu_us_per_rt, 2), s && s->workers > 0 ? "-" : show(r.syscalls_per_rt, 2),
+                               "-", "-", show(gen_percent, 0), "-"});
     }
     line.push_back(r.ratio ? fmt::format("{:.2f}", *r.ratio) : "-");
     line.push_back(std::to_string(r.errors) + (r.note.empty() ? "" : " (" + r.note + ")"));
@@ -352,7 +507,7 @@ std::string format_table(const std::vector<row>& rows) {
   return out;
 }
 
-std::vector<std::string> judge_targets(const std::vector<row>& rows) {
+std::vector<std::string> judge_targets(const std::vector<row>& rows, std::size_t cpus) {
   std::vector<std::string> out;
   for (const char* b : {"select", "epoll", "uring"}) {
     const std::string ours = std::string("switchboard-") + b;
@@ -417,6 +572,7 @@ std::vector<std::string> judge_targets(const std::vector<row>& rows) {
                   fmt::format("{} holds {:.0f} B per idle connection at 10,000 (target <= 2048)", server,
                               *r->bytes_per_conn));
   }
+  judge_worker_targets(rows, cpus, out);
   return out;
 }
 

@@ -24,12 +24,33 @@ struct scenario {
   double rate = 0;                // paced round trips per second, 0 = as fast as possible
   bool hold = false;              // memory: open the connections, no traffic
   std::uint32_t counted_round_trips = 0;  // instructions: N, then 2N round trips under callgrind
+  std::uint32_t workers = 0;      // switchboard's --workers N; 0 = a single server, no option
   std::string measures;           // one line for the docs and --help
 };
 
 // Every scenario the driver knows, in the order they run.
 const std::vector<scenario>& scenario_catalogue();
 const scenario* find_scenario(std::string_view name);
+
+// The scenario with one worker that a scenario with N workers is compared
+// to ("scale-w4" -> "scale-w1"); empty for the others and for w1 itself.
+std::string one_worker_counterpart(const scenario& s);
+
+// Which CPUs the server and the load generators are pinned to (empty: not
+// pinned, they share every allowed CPU) and how many generators run.
+struct placement {
+  std::vector<int> server;
+  std::vector<int> generators;
+  std::size_t generator_count = 1;
+};
+// From the CPUs this process may use. A single server: one CPU, the
+// generators on up to 4 others. Scaling (workers, unpaced, traffic): N CPUs
+// for the server's N workers and every other CPU (at least N) for the
+// generators; nothing when the machine has fewer than 2N. Paced with
+// workers: server and one generator share every CPU, the same for every N.
+// Spread (workers, held): pinned as for scaling where 2N CPUs exist, shared
+// otherwise.
+std::optional<placement> place(const scenario& s, const std::vector<int>& allowed);
 
 // The servers: switchboard's echo on a backend, or a program in build/bench/.
 struct server_spec {
@@ -103,6 +124,16 @@ std::optional<load_figures> parse_loadgen_output(std::string_view out);
 // percentiles are the worst generator's (they cannot be merged exactly).
 load_figures combine(const std::vector<load_figures>& parts);
 
+// The parent PID (field 4) from /proc/PID/stat text.
+std::optional<long> parse_ppid(std::string_view stat);
+// Each worker's open connections from the server's SIGUSR1 lines
+// ("echo: worker 2 (pid 4243): stats: open 3 ..."), the last line of each
+// worker, in the order of their numbers.
+std::vector<std::uint64_t> worker_open_counts(std::string_view err);
+// max / min of the counts; nothing when there are none, infinity when a
+// worker holds none.
+std::optional<double> spread_ratio(const std::vector<std::uint64_t>& counts);
+
 // utime + stime + cutime + cstime, in clock ticks, from /proc/PID/stat text.
 std::optional<std::uint64_t> parse_cpu_ticks(std::string_view stat);
 // The count from `perf stat -x,` output (first field of the event's line).
@@ -130,28 +161,38 @@ struct cell {
   std::optional<double> syscalls_per_rt;
   std::uint64_t errors = 0;  // summed over runs
   std::string note;          // why a figure is missing
+  // The generators' CPU as a share of theirs (1 = every generator busy all
+  // the time), and the spread's max/min connections per worker.
+  std::vector<double> generator_cpu, spread;
+  std::string per_worker;  // the connections per worker of the last run, "510/490"
 };
 
 struct row {
   std::string server;
   std::string scenario;
   std::optional<double> rps, p50_us, p99_us, cpu_us_per_rt, syscalls_per_rt, bytes_per_conn, instructions_per_rt;
-  std::optional<double> ratio;  // to the hand-written loop of the same mechanism
+  std::optional<double> ratio;  // to the hand-written loop of the same mechanism, or to one worker
   std::uint64_t errors = 0;
   std::string note;
+  std::optional<double> generator_cpu, spread;
+  std::string per_worker;
 };
 
 // Medians per cell and the ratio of switchboard-X to echo-X: in rps, in CPU
 // per round trip for a paced scenario, in instructions per round trip for a
-// counted one (none for memory).
+// counted one (none for memory). A scenario with N > 1 workers: the ratio to
+// the same server with one worker, in rps (scaling) or CPU per round trip
+// (paced).
 std::vector<row> summarize(const std::vector<cell>& cells, const std::vector<server_spec>& servers);
 
 // The table, one row per server and scenario; `n/a` where a figure is missing.
 std::string format_table(const std::vector<row>& rows);
 
-// One line per issue-5 target the rows allow judging, "target met: ..." or
-// "target MISSED: ...".
-std::vector<std::string> judge_targets(const std::vector<row>& rows);
+// One line per issue-5 (and issue-13 workers) target the rows allow judging,
+// "target met: ..." or "target MISSED: ..."; `cpus`, the CPUs allowed here,
+// decides which worker targets this machine can judge (0: none of those
+// that need cores), and says "target not judged: ..." for the others.
+std::vector<std::string> judge_targets(const std::vector<row>& rows, std::size_t cpus = 0);
 
 // A grouped bar chart: rps per server for each scenario that has an rps
 // figure and is not paced.

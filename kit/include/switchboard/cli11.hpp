@@ -101,17 +101,21 @@ inline void add_trace_options(CLI::App& cmd, std::string& trace, std::size_t& tr
       ->needs(file);
 }
 
-// --host, --port, --unix, --backend, --trace, --trace-limit and every limit of `options`.
+// --host, --port, --unix, --backend, --workers, --trace, --trace-limit and every limit of `options`.
 inline void add_server_options(CLI::App& cmd, server_options& options, std::uint16_t default_port) {
   add_endpoint_options(cmd, options.host, options.port, options.unix_path, default_port);
   add_backend_option(cmd, options.backend);
   add_trace_options(cmd, options.trace, options.trace_limit);
+  cmd.add_option("--workers", options.workers,
+                 "processes that serve, each a single-threaded runtime on the same sockets, under one "
+                 "supervisor that restarts them (0: one per CPU this process may run on)")
+      ->capture_default_str();
   limits& limit = options.limit;
   cmd.add_option("--max-connections", limit.max_connections,
-                 "connections served at once; more are closed at once (0: as many as the fd limit holds)")
+                 "connections served at once, per worker; more are closed at once (0: as many as the fd limit holds)")
       ->capture_default_str();
   cmd.add_option("--max-connections-per-source", limit.max_connections_per_source,
-                 "connections from one IPv4 address or IPv6 /64 at once; more are closed at once "
+                 "connections from one IPv4 address or IPv6 /64 at once, per worker; more are closed at once "
                  "(0: a quarter of --max-connections, at most 256)")
       ->capture_default_str();
   add_seconds(cmd, "--idle-timeout", limit.idle_timeout, "seconds without a byte before a client is dropped (0: never)");
@@ -125,11 +129,12 @@ inline void add_server_options(CLI::App& cmd, server_options& options, std::uint
   add_seconds(cmd, "--drain-timeout", limit.drain_timeout,
               "seconds to let connections finish after SIGINT/SIGTERM/SIGHUP (0: no limit)");
   cmd.add_option("--udp-rate", limit.udp_rate,
-                 "UDP services: replies per second to one source (an IPv4 address or IPv6 /64, any port)")
+                 "UDP services: replies per second to one source (an IPv4 address or IPv6 /64, any port), "
+                 "per worker (one source reaches one worker)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd.add_option("--log-rate", limit.log_rate,
-                 "event lines per second on stderr, more are dropped and counted (0: no limit)")
+                 "event lines per second on stderr, per process; more are dropped and counted (0: no limit)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
 }

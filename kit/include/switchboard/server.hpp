@@ -52,6 +52,11 @@ struct server_options {
   // empty: no tracing. --trace-limit: the events it may hold.
   std::string trace;
   std::size_t trace_limit = runtime_options{}.trace_limit;
+  // Processes that serve (--workers): 1, this one; 0, one per CPU this
+  // process may run on; more, a supervisor and that many worker processes,
+  // each with a runtime of its own on the same sockets (docs/deploying.md).
+  // The limits count per worker.
+  unsigned workers = 1;
 };
 
 // run_on_backend (program.hpp) on options.backend, tracing as --trace and

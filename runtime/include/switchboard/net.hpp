@@ -253,6 +253,11 @@ class listener {
   // Binds and listens. A Unix path left behind by a dead server is replaced;
   // one that a live server answers on gives address_in_use.
   static result<listener> bind(const endpoint& where, int backlog = SOMAXCONN);
+  // Takes over `fd`, a socket already bound and listening (passed on by a
+  // service manager or a parent process): makes it non-blocking and close-on-exec;
+  // never removes its Unix path. invalid_argument when it is not a listening
+  // stream socket.
+  static result<listener> adopt(unique_fd fd);
 
   struct accept_operation : detail::awaitable_operation<accept_operation> {
     sockaddr_storage peer{};
@@ -264,6 +269,12 @@ class listener {
   };
   // The next connection, with its peer address.
   accept_operation accept() noexcept;
+
+  // The next connection already waiting in the backlog, without waiting for
+  // one: std::errc::operation_would_block when there is none. How a stopping
+  // server takes what the kernel has queued before closing, which would
+  // reset it.
+  result<stream> try_accept() noexcept;
 
   // Accepts and at once closes every connection waiting in the backlog,
   // without blocking: how a server out of descriptors turns callers away
@@ -288,6 +299,10 @@ class datagram_socket {
   datagram_socket() noexcept = default;
   // Bound to `where` (port 0: any free port).
   static result<datagram_socket> bind(const endpoint& where);
+  // Takes over `fd`, a datagram socket already bound (passed on by a service
+  // manager or a parent process): makes it non-blocking and close-on-exec.
+  // invalid_argument when it is not a datagram socket.
+  static result<datagram_socket> adopt(unique_fd fd);
   // Unbound, for a client: the kernel picks the port at the first send.
   static result<datagram_socket> open(int family);
 

@@ -2,6 +2,8 @@
 // one short run (built only with bench/, whose load generator it drives).
 #include <catch2/catch.hpp>
 
+#include <sched.h>
+
 #include <algorithm>
 #include <cctype>
 #include <sstream>
@@ -62,4 +64,24 @@ TEST_CASE("bench counts instructions per round trip under callgrind, or says why
   } else {
     CHECK(std::all_of(instructions.begin(), instructions.end(), [](unsigned char c) { return std::isdigit(c) != 0; }));
   }
+}
+
+TEST_CASE("bench spread-w2 counts the connections of each of two workers; scale-w8 is left out on a small machine",
+          "[cli][bench]") {
+  auto r = run_command({program(), "bench", "--backends", "epoll", "--scenarios", "spread-w2,scale-w8", "--pairs", "1"},
+                       90s);
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  // "switchboard-epoll  spread-w2  - ... -  1.04 (510/490)  -  0": two counts adding up to 1,000.
+  const auto row = row_columns(r.out, "switchboard-epoll  spread-w2");
+  REQUIRE(row.size() >= 12);
+  const std::string counts = row[11];
+  REQUIRE(counts.size() > 2);
+  const auto slash = counts.find('/');
+  REQUIRE(slash != std::string::npos);
+  CHECK(std::stoi(counts.substr(1, slash - 1)) + std::stoi(counts.substr(slash + 1)) == 1000);
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  REQUIRE(::sched_getaffinity(0, sizeof allowed, &allowed) == 0);
+  if (CPU_COUNT(&allowed) < 16) CHECK(r.err.find("scale-w8 left out") != std::string::npos);
 }

@@ -7,6 +7,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -126,6 +128,30 @@ TEST_CASE("the listening line names the address, transport and backend", "[io][e
 TEST_CASE("SIGTERM stops an idle echo server with status 0", "[io][echo][signal]") {
   echo_server server;
   server.process.signal(SIGTERM);
+  CHECK(server.process.wait_exit() == 0);
+}
+
+TEST_CASE("connections waiting in the backlog at SIGTERM are served, not reset", "[io][echo][signal]") {
+  echo_server server;
+  // A stopped server accepts nothing: the kernel completes these connects
+  // and queues them, as it does for a proxy's connects just before a drain.
+  server.process.signal(SIGSTOP);
+  std::vector<int> waiting;
+  for (int i = 0; i < 10; ++i) {
+    waiting.push_back(raw_connect(server.port));
+    const std::string message = "queued " + std::to_string(i);
+    REQUIRE(::send(waiting.back(), message.data(), message.size(), MSG_NOSIGNAL) == ssize_t(message.size()));
+  }
+  server.process.signal(SIGTERM);
+  server.process.signal(SIGCONT);
+  for (std::size_t i = 0; i < waiting.size(); ++i) {
+    const std::string message = "queued " + std::to_string(i);
+    std::string echoed(message.size(), '\0');
+    const ssize_t n = ::recv(waiting[i], echoed.data(), echoed.size(), MSG_WAITALL);
+    INFO("client " << i << ": " << (n < 0 ? std::strerror(errno) : "read " + std::to_string(n) + " bytes"));
+    CHECK(echoed.substr(0, n < 0 ? 0 : std::size_t(n)) == message);
+    ::close(waiting[i]);
+  }
   CHECK(server.process.wait_exit() == 0);
 }
 

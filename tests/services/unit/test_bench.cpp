@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <sstream>
 
 #include "bench/bench_core.hpp"
 
@@ -268,4 +269,165 @@ TEST_CASE("bench plot: one bar per server and unpaced scenario, a legend entry p
   CHECK(svg.find("switchboard-uring 500x64: 120 rps") != std::string::npos);
   CHECK(count(svg, "width=\"10\" height=\"10\"") == 4);
   CHECK(svg.find(">paced<") == std::string::npos);
+}
+
+TEST_CASE("bench worker scenarios: groups, switchboard only, the one-worker counterpart", "[bench]") {
+  CHECK(parse({"--scenarios", "scale"}).opts.scenarios ==
+        std::vector<std::string>{"scale-w1", "scale-w2", "scale-w4", "scale-w8"});
+  CHECK(parse({"--scenarios", "spread,paced-w2,spread-w2"}).opts.scenarios ==
+        std::vector<std::string>{"spread-w2", "spread-w4", "spread-w8", "paced-w2"});
+  CHECK(parse({"--scenarios", "paced"}).opts.scenarios == std::vector<std::string>{"paced"});  // a name wins
+  const auto workers = parse({"--scenarios", "workers"}).opts.scenarios;
+  CHECK(workers.size() == 9);
+  CHECK(parse({"--scenarios", "scale-w3"}).error.find("scale-w3") != std::string::npos);
+
+  const scenario& w4 = *find_scenario("scale-w4");
+  CHECK(w4.workers == 4);
+  CHECK(w4.connections == 500);
+  CHECK(w4.size == 64);
+  CHECK(find_scenario("spread-w8")->connections == 1000);
+  CHECK(find_scenario("spread-w8")->hold);
+  CHECK(find_scenario("paced-w2")->rate == find_scenario("paced-w1")->rate);
+  CHECK(one_worker_counterpart(w4) == "scale-w1");
+  CHECK(one_worker_counterpart(*find_scenario("paced-w2")) == "paced-w1");
+  CHECK(one_worker_counterpart(*find_scenario("scale-w1")).empty());
+  CHECK(one_worker_counterpart(*find_scenario("500x64")).empty());
+
+  const auto servers = servers_for({"epoll"}, true);
+  for (const server_spec& s : servers) CHECK(runs_in(s, w4) == !s.backend.empty());
+}
+
+TEST_CASE("bench places the server's workers and the generators on CPUs of their own", "[bench]") {
+  const std::vector<int> two{0, 1}, sixteen{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  const std::vector<int> one{3};
+
+  // A single server: one CPU, generators on up to 4 others, as always.
+  auto single = place(*find_scenario("500x64"), sixteen);
+  REQUIRE(single);
+  CHECK(single->server == std::vector<int>{0});
+  CHECK(single->generators == std::vector<int>{1, 2, 3, 4});
+  CHECK(single->generator_count == 4);
+  CHECK(place(*find_scenario("1x64"), sixteen)->generator_count == 1);
+  CHECK(place(*find_scenario("500x64"), one)->server.empty());
+
+  // Scaling: N CPUs for the workers, every other one for the generators.
+  auto w8 = place(*find_scenario("scale-w8"), sixteen);
+  REQUIRE(w8);
+  CHECK(w8->server == std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7});
+  CHECK(w8->generators == std::vector<int>{8, 9, 10, 11, 12, 13, 14, 15});
+  CHECK(w8->generator_count == 8);
+  auto w2 = place(*find_scenario("scale-w2"), sixteen);
+  CHECK(w2->server == std::vector<int>{0, 1});
+  CHECK(w2->generators.size() == 14);
+  CHECK(place(*find_scenario("scale-w1"), two)->server == std::vector<int>{0});
+  CHECK(place(*find_scenario("scale-w1"), two)->generators == std::vector<int>{1});
+  CHECK_FALSE(place(*find_scenario("scale-w2"), two));            // N <= CPUs / 2
+  CHECK_FALSE(place(*find_scenario("scale-w8"), std::vector<int>(15, 0)));
+
+  // Paced with workers: everything shares every CPU, whatever the machine.
+  for (const auto* cpus : {&two, &sixteen}) {
+    auto paced = place(*find_scenario("paced-w2"), *cpus);
+    REQUIRE(paced);
+    CHECK(paced->server.empty());
+    CHECK(paced->generators.empty());
+    CHECK(paced->generator_count == 1);
+  }
+  // Spread: pinned where the machine has 2N CPUs, shared otherwise.
+  CHECK(place(*find_scenario("spread-w8"), sixteen)->server.size() == 8);
+  CHECK(place(*find_scenario("spread-w8"), two)->server.empty());
+}
+
+TEST_CASE("bench reads each worker's open connections and their spread", "[bench]") {
+  CHECK(parse_ppid("4243 (switch board) S 4242 4242 1 0") == std::optional<long>(4242));
+  CHECK_FALSE(parse_ppid("4243 (x) S"));
+  CHECK_FALSE(parse_ppid("garbage"));
+
+  const std::string err =
+      "echo: listening on 127.0.0.1:4000\n"
+      "echo: worker 1 (pid 11): stats: open 3 total 9 rejected 0\n"
+      "echo: worker 0 (pid 10): stats: open 5 total 9 rejected 0\n"
+      "echo: stats (all 2 workers, 2 reported): open 8 total 18\n"
+      "echo: worker 0 (pid 10): stats: open 600 total 700 rejected 0\n"
+      "echo: worker 1 (pid 11): stats: open 400 total 500 rejected 0\n"
+      "echo: stats (all 2 workers, 2 reported): open 1000 total 1200\n";
+  CHECK(worker_open_counts(err) == std::vector<std::uint64_t>{600, 400});  // the last line of each, by number
+  CHECK(worker_open_counts("echo: stats: open 3 total 9\n").empty());      // a single server
+  CHECK(spread_ratio({600, 400}) == Approx(1.5));
+  CHECK(spread_ratio({125, 125, 125}) == Approx(1.0));
+  CHECK_FALSE(spread_ratio({}));
+  CHECK(std::isinf(*spread_ratio({1000, 0})));
+}
+
+namespace {
+cell worker_cell(const std::string& scen, std::vector<double> rps, std::vector<double> cpu, std::vector<double> gen) {
+  cell c;
+  c.server = "switchboard-epoll";
+  c.scenario = scen;
+  c.rps = std::move(rps);
+  c.cpu_us_per_rt = std::move(cpu);
+  c.generator_cpu = std::move(gen);
+  c.p50_us = c.p99_us = c.bytes_per_conn = c.instructions_per_rt = c.spread = {no_figure, no_figure, no_figure};
+  return c;
+}
+}  // namespace
+
+TEST_CASE("bench judges the workers' targets where this machine can", "[bench]") {
+  std::vector<cell> cells;
+  cells.push_back(worker_cell("scale-w1", {100, 100, 100}, {5, 5, 5}, {0.5, 0.5, 0.5}));
+  cells.push_back(worker_cell("scale-w2", {170, 160, 180}, {5, 5, 5}, {0.6, 0.6, 0.6}));
+  cells.push_back(worker_cell("scale-w4", {300, 300, 300}, {5, 5, 5}, {0.95, 0.95, 0.95}));
+  cells.push_back(worker_cell("scale-w8", {600, 600, 600}, {5, 5, 5}, {0.5, 0.5, 0.5}));
+  cells.push_back(worker_cell("paced-w1", {20, 20, 20}, {10, 10, 10}, {0.2, 0.2, 0.2}));
+  cells.push_back(worker_cell("paced-w2", {20, 20, 20}, {10.4, 10.6, 11}, {0.2, 0.2, 0.2}));
+  cells.push_back(worker_cell("spread-w8", {no_figure, no_figure, no_figure}, {no_figure, no_figure, no_figure},
+                              {no_figure, no_figure, no_figure}));
+  cells.back().spread = {1.2, 1.6, 1.4};
+  cells.back().per_worker = "130/120/125/125/125/125/125/125";
+  const auto rows = summarize(cells, servers_for({"epoll"}, false));
+  REQUIRE(rows.size() == 7);
+  CHECK_FALSE(rows[0].ratio);
+  CHECK(rows[1].ratio == Approx(1.7));  // rps to one worker's, median over pairs
+  CHECK(rows[1].generator_cpu == Approx(0.6));
+  CHECK(rows[5].ratio == Approx(1.06));  // paced: CPU per round trip to one worker's
+  CHECK(rows[6].spread == Approx(1.4));
+
+  const std::string table = format_table(rows);
+  CHECK(table.find("gen CPU %") != std::string::npos);
+  CHECK(table.find("1.40 (130/120/") != std::string::npos);
+  CHECK(table.find("95") != std::string::npos);  // the saturated generators' share
+  {
+    // Syscalls are not counted with workers: "-", not "n/a".
+    const auto at = table.find("switchboard-epoll  scale-w1");
+    REQUIRE(at != std::string::npos);
+    std::istringstream line(table.substr(at, table.find('\n', at) - at));
+    std::vector<std::string> columns;
+    for (std::string w; line >> w;) columns.push_back(w);
+    REQUIRE(columns.size() > 6);
+    CHECK(columns[6] == "-");
+  }
+
+  auto has = [](const std::vector<std::string>& lines, const std::string& needle) {
+    return std::any_of(lines.begin(), lines.end(), [&](const std::string& l) { return l.find(needle) != std::string::npos; });
+  };
+  const auto big = judge_targets(rows, 16);
+  CHECK(has(big, "target met: switchboard-epoll rps at scale-w2 is 1.70x one worker's (target >= 1.6x)"));
+  CHECK(has(big, "target not judged: switchboard-epoll rps at scale-w4 is 3.00x one worker's (target >= 3.2x): "
+                 "the generators were 95% busy"));
+  CHECK(has(big, "target MISSED: switchboard-epoll rps at scale-w8 is 6.00x one worker's (target >= 6.4x)"));
+  CHECK(has(big, "target MISSED: switchboard-epoll CPU per round trip at paced-w2 is 1.06x one worker's"));
+  CHECK(has(big, "target met: switchboard-epoll max/min connections per worker at spread-w8 is 1.40"));
+  CHECK(big.size() == 5);
+
+  const auto small = judge_targets(rows, 2);
+  CHECK(has(small, "target not judged: switchboard-epoll rps at scale-w2 is 1.70x one worker's (target >= 1.6x): "
+                   "needs 4 CPUs, 2 here"));
+  CHECK(has(small, "target not judged: switchboard-epoll max/min connections per worker at spread-w8"));
+  CHECK(has(small, "target MISSED: switchboard-epoll CPU per round trip at paced-w2"));  // judged anywhere
+  CHECK(small.size() == 5);
+
+  // A worker that held nothing: the spread is infinite, not missing.
+  cells.back().spread = {std::numeric_limits<double>::infinity(), 1.2, std::numeric_limits<double>::infinity()};
+  const auto lopsided = summarize(cells, servers_for({"epoll"}, false));
+  CHECK(std::isinf(*lopsided[6].spread));
+  CHECK(format_table(lopsided).find("inf (130/") != std::string::npos);
 }
