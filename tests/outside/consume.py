@@ -14,7 +14,6 @@
 """
 import json
 import os
-import queue
 import re
 import shutil
 import signal
@@ -22,22 +21,15 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "support"))
+from children import Child, Failure, check  # noqa: E402
 
 LIBRARY_DEPENDENCIES = {"fmt", "liburing"}
 LIBRARY_TARGETS = {"switchboard", "switchboard-kit"}
 CONSUMER = "shout"
-
-
-class Failure(Exception):
-    pass
-
-
-def check(condition, message):
-    if not condition:
-        raise Failure(message)
 
 
 def run(command, env, timeout=300):
@@ -73,46 +65,6 @@ def check_only_library(build_dir, source, consumer_sources, env):
     return {command["output"] for command in commands}
 
 
-class Server:
-    """The consumer as a child process, its stderr read line by line."""
-
-    def __init__(self, program, backend):
-        self.process = subprocess.Popen([program, backend, "0"], stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.lines = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.process.stderr:
-            print("  server:", line.rstrip("\n"), flush=True)
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def wait_for(self, pattern, timeout=10):
-        """The match of the first stderr line with `pattern`; None when stderr ended first."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self.lines.get(timeout=max(0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise Failure(f"no line matching {pattern!r} within {timeout} s")
-            if line is None:
-                return None
-            if match := re.search(pattern, line):
-                return match
-
-    def exit_status(self, timeout=10):
-        try:
-            return self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise Failure(f"still running {timeout} s after it should have exited")
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-
 def exchange(client, sent, expected):
     """Sends each of `sent` as its own write, then reads until `expected` came back."""
     for part in sent:
@@ -129,7 +81,7 @@ def exchange(client, sent, expected):
 
 def serve_lines(program, backend):
     """Runs the consumer on `backend`; False when this kernel refuses the backend."""
-    server = Server(program, backend)
+    server = Child("server", [program, backend, "0"])
     try:
         listening = server.wait_for(r"listening on 127\.0\.0\.1:(\d+) \(tcp, backend (\w+)\)")
         if listening is None:
