@@ -124,30 +124,43 @@ unsigned workers_wanted(const server_state& server) {
   return detail::worker_count(server.options.workers);
 }
 
-// A UDP socket on `where` that other sockets of this user may bind too
-// (SO_REUSEPORT): the kernel then hands each source address to one of them.
-result<datagram_socket> bind_shared_port(const endpoint& where) {
-  unique_fd fd(::socket(where.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+// A socket on `where` that other sockets of this user may bind too
+// (SO_REUSEPORT): the kernel then spreads connections (a listener) or source
+// addresses (a datagram socket) over them by a hash of the addresses.
+template <class Socket>
+result<Socket> bind_shared_port(const endpoint& where) {
+  constexpr bool stream = std::is_same_v<Socket, listener>;
+  unique_fd fd(::socket(where.family(), (stream ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) return errno_code(errno);
   const int on = 1;
+  if (stream) ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
   if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) return errno_code(errno);
   if (::bind(fd.get(), where.native(), where.native_size()) != 0) return errno_code(errno);
-  return datagram_socket::adopt(std::move(fd));
+  if (stream && ::listen(fd.get(), SOMAXCONN) != 0) return errno_code(errno);
+  return Socket::adopt(std::move(fd));
 }
 
-// --workers over UDP: each worker gets a SO_REUSEPORT socket of its own on
-// every address, so that one client's datagrams reach the same worker (the
+// --workers: each worker gets SO_REUSEPORT sockets of its own on every
+// address, so that the kernel spreads TCP connections evenly over the
+// workers (one shared queue would let whichever worker runs first take a
+// whole burst), and one UDP client's datagrams reach the same worker (the
 // guessing game keeps a client's state there). The supervisor holds them
 // all, so that the group never changes while it runs: a worker that dies is
-// replaced on the same sockets, and no other client moves. Sockets a service
-// manager passed on are shared by every worker instead (they need not
-// allow SO_REUSEPORT).
-task<int> supervise_datagram(server_state& server, unsigned workers) {
-  std::vector<std::vector<datagram_socket>> sockets(workers);
+// replaced on the same sockets, and the connections queued on its listener
+// wait for the replacement instead of being reset. Sockets a service manager
+// passed on, and a Unix path (which cannot be bound twice), are shared by
+// every worker instead.
+template <class Socket>
+task<int> supervise_workers(server_state& server, unsigned workers, std::string_view transport) {
+  std::vector<std::vector<Socket>> sockets(workers);
   if (const std::vector<int> inherited = detail::take_listen_fds(); !inherited.empty()) {
-    auto adopted = adopt_every_socket<datagram_socket>(server, inherited);
+    auto adopted = adopt_every_socket<Socket>(server, inherited);
     if (!adopted) co_return 1;
     sockets[0] = std::move(*adopted);
+  } else if (!server.options.unix_path.empty()) {
+    auto bound = bind_every_address<Socket>(server);
+    if (!bound) co_return 1;
+    sockets[0] = std::move(*bound);
   } else {
     auto addresses = listen_endpoints(server.options);
     if (!addresses) {
@@ -158,7 +171,7 @@ task<int> supervise_datagram(server_state& server, unsigned workers) {
       for (std::size_t i = 0; i < addresses->size(); ++i) {
         // Port 0: the first worker's socket picks the port, the others join it.
         const endpoint where = k == 0 ? (*addresses)[i] : (*addresses)[i].with_port(sockets[0][i].local().port());
-        auto bound = bind_shared_port(where);
+        auto bound = bind_shared_port<Socket>(where);
         if (!bound) {
           log("{}: bind {}: {}", server.service, where, bound.error().message());
           co_return 1;
@@ -169,13 +182,15 @@ task<int> supervise_datagram(server_state& server, unsigned workers) {
   }
   std::vector<std::vector<int>> fds(workers);
   std::vector<endpoint> where;
-  for (const datagram_socket& s : sockets[0]) where.push_back(s.local());
+  for (const Socket& s : sockets[0]) where.push_back(s.local());
   for (unsigned k = 0; k < workers; ++k) {
     const auto& own = sockets[k].empty() ? sockets[0] : sockets[k];
-    for (const datagram_socket& s : own) fds[k].push_back(s.native_handle());
+    for (const Socket& s : own) fds[k].push_back(s.native_handle());
   }
+  // Built apart from the co_await: g++ 12 mishandles a capturing lambda inside
+  // one. Closing them removes a Unix path: the supervisor alone does that.
   std::function<void()> stop = [&sockets] { sockets.clear(); };
-  const int status = co_await detail::supervise(server, std::move(fds), std::move(where), "udp", std::move(stop));
+  const int status = co_await detail::supervise(server, std::move(fds), std::move(where), transport, std::move(stop));
   co_return status;
 }
 
@@ -325,9 +340,9 @@ task<void> accept_loop(listener& l, server_state& server, admission& admit, spar
 // that arrive after the last look here are still reset; see
 // docs/deploying.md for taking an instance out of a balancer first. At most
 // one full backlog (listener::bind's default), so that a flood of connects
-// cannot hold the stop up. With --workers the listener is shared: each
-// worker takes what waits as it stops, within the same bound, and the
-// supervisor closes its copy first, so that the last to close is a worker.
+// cannot hold the stop up. With --workers the supervisor closes its copies
+// first, so that the last to close each listener is a worker, which takes
+// what waits there as it stops, within the same bound.
 void admit_waiting(listener& l, server_state& server, admission& admit) {
   for (int taken = 0; taken < SOMAXCONN; ++taken) {
     auto waiting = l.try_accept();
@@ -486,6 +501,9 @@ void print_listening(const endpoint& where, std::string_view transport) {
 }
 
 task<int> serve_stream(server_state& server, session_fn session) {
+  if (const unsigned workers = workers_wanted(server); workers > 1) {
+    co_return co_await supervise_workers<listener>(server, workers, "tcp");
+  }
   auto bound = bind_every_address<listener>(server);
   if (!bound) co_return 1;
   std::vector<listener>& listeners = *bound;
@@ -493,22 +511,6 @@ task<int> serve_stream(server_state& server, session_fn session) {
   if (limit.max_connections == 0) limit.max_connections = default_max_connections(server.fds_per_connection);
   if (limit.max_connections_per_source == 0) {
     limit.max_connections_per_source = std::clamp<std::size_t>(limit.max_connections / 4, 1, 256);
-  }
-
-  if (const unsigned workers = workers_wanted(server); workers > 1) {
-    // One listener shared by every worker: the kernel queues each connection
-    // once, and whichever worker accepts first serves it (docs/deploying.md).
-    std::vector<int> fds;
-    std::vector<endpoint> where;
-    for (const listener& l : listeners) {
-      fds.push_back(l.native_handle());
-      where.push_back(l.local());
-    }
-    // Built apart from the co_await: g++ 12 mishandles a capturing lambda inside one.
-    std::function<void()> stop = [&listeners] { listeners.clear(); };  // the supervisor alone removes a Unix path
-    const int status = co_await detail::supervise(server, std::vector<std::vector<int>>(workers, fds),
-                                                  std::move(where), "tcp", std::move(stop));
-    co_return status;
   }
 
   // Signals are taken over before the first "listening" line, so that a
@@ -555,7 +557,7 @@ task<int> serve_stream(server_state& server, session_fn session) {
 
 task<int> serve_datagram(server_state& server, datagram_fn serve) {
   if (const unsigned workers = workers_wanted(server); workers > 1) {
-    co_return co_await supervise_datagram(server, workers);
+    co_return co_await supervise_workers<datagram_socket>(server, workers, "udp");
   }
   auto bound = bind_every_address<datagram_socket>(server);
   if (!bound) co_return 1;

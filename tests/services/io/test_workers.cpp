@@ -85,7 +85,7 @@ TEST_CASE("--workers 2 prints one listening line and its workers, and serves", "
   CHECK(err.find("listening on") == err.rfind("listening on"));
 }
 
-TEST_CASE("connections spread over every worker, and the SIGUSR1 total is their sum", "[io][workers]") {
+TEST_CASE("connections spread evenly over the workers, and the SIGUSR1 total is their sum", "[io][workers]") {
   supervised server(supervised::args("echo", "2", {"--max-connections-per-source", "100000"}));
   REQUIRE(server.workers.size() == 2);
   for (int round = 0; round < 4; ++round) {
@@ -105,8 +105,10 @@ TEST_CASE("connections spread over every worker, and the SIGUSR1 total is their 
                                              std::to_string(server.workers[k - 1]) + "): stats:");
     REQUIRE(line);
     INFO(*line);
-    // Every worker took some of the 800 connections.
-    CHECK(figure(*line, "total") > 0);
+    // The kernel's hash over each worker's own listener gives each about
+    // half of the 800 (a shared queue once gave one worker nearly all of a
+    // burst); a quarter is some 14 standard deviations below half.
+    CHECK(figure(*line, "total") >= 200);
     sum += figure(*line, "total");
     bytes += figure(*line, "bytes-in");
   }
