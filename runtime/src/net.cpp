@@ -265,10 +265,13 @@ result<listener> listener::bind(const endpoint& where, int backlog) {
   if (rc != 0) return errno_code(bind_errno);
   l.owns_path_ = path_socket;
   if (::listen(fd, backlog) != 0) return last_error();
-  sockaddr_storage local{};
-  socklen_t size = sizeof local;
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &size) != 0) return last_error();
-  l.local_ = where.is_unix() ? where : endpoint::from_native(reinterpret_cast<sockaddr*>(&local), size);
+  if (where.is_unix()) {
+    l.local_ = where;
+    return l;
+  }
+  auto local = local_endpoint(fd);
+  if (!local) return local.error();
+  l.local_ = *local;
   return l;
 }
 
@@ -336,12 +339,9 @@ result<datagram_socket> datagram_socket::bind(const endpoint& where) {
   if (!opened) return opened.error();
   datagram_socket s = std::move(*opened);
   if (::bind(s.fd_.get(), where.native(), where.native_size()) != 0) return last_error();
-  sockaddr_storage local{};
-  socklen_t size = sizeof local;
-  if (::getsockname(s.fd_.get(), reinterpret_cast<sockaddr*>(&local), &size) != 0) {
-    return last_error();
-  }
-  s.local_ = endpoint::from_native(reinterpret_cast<sockaddr*>(&local), size);
+  auto local = local_endpoint(s.fd_.get());
+  if (!local) return local.error();
+  s.local_ = *local;
   return s;
 }
 

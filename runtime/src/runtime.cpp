@@ -346,14 +346,11 @@ void task_group::spawn(task<void> t, std::string name) {
   ++live_;
   ++total_;
   empty_.reset();
-  if (loop->trace) {
-    auto member = detail::run_member(*this, std::move(t), name);
-    loop->post(*member.promise);
-    loop->trace->task_posted(*member.promise, name);
-    return;
-  }
-  auto member = detail::run_member(*this, std::move(t), std::move(name));
+  // The tracer names the task's track after `name`: copied then, else moved.
+  const bool traced = loop->trace != nullptr;
+  auto member = detail::run_member(*this, std::move(t), traced ? name : std::move(name));
   loop->post(*member.promise);
+  if (traced) loop->trace->task_posted(*member.promise, name);
 }
 
 void task_group::finished() noexcept {
