@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "support"))
-from children import Child, Failure, check  # noqa: E402
+from children import Child, Failure, check, receive  # noqa: E402
 
 TEST_SECONDS = 60  # the whole test, all phases
 SKIP = 77
@@ -172,12 +172,7 @@ def echo_once(port, payload, timeout=5):
     """Connects through HAProxy, sends `payload`, and checks that exactly it comes back."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as client:
         client.sendall(payload)
-        received = b""
-        while len(received) < len(payload):
-            chunk = client.recv(65536)
-            if not chunk:
-                break
-            received += chunk
+        received = receive(client, len(payload))
         check(received == payload, f"sent {len(payload)} bytes, got {len(received)} back"
               + ("" if payload.startswith(received) else ", not the same"))
 

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "support"))
-from children import Child, Failure, check  # noqa: E402
+from children import Child, Failure, check, receive  # noqa: E402
 
 LIBRARY_DEPENDENCIES = {"fmt", "liburing"}
 LIBRARY_TARGETS = {"switchboard", "switchboard-kit"}
@@ -70,12 +70,7 @@ def exchange(client, sent, expected):
     for part in sent:
         client.sendall(part)
         time.sleep(0.05)  # separate segments, so that a line spans several reads
-    received = b""
-    while len(received) < len(expected):
-        chunk = client.recv(4096)
-        if not chunk:
-            break
-        received += chunk
+    received = receive(client, len(expected))
     check(received == expected, f"sent {sent}, expected {expected}, got {received}")
 
 

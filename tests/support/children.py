@@ -1,6 +1,6 @@
-"""What the Python tests share: a failed check, and a child process whose
+"""What the Python tests share: a failed check, a child process whose
 output is read line by line (echoed, prefixed with its name, into the test's
-log) so that a test can wait for a line."""
+log) so that a test can wait for a line, and reading a reply off a socket."""
 
 import os
 import queue
@@ -18,6 +18,17 @@ class Failure(Exception):
 def check(condition, message):
     if not condition:
         raise Failure(message)
+
+
+def receive(client, size):
+    """What `client` receives until `size` bytes came or the peer closed."""
+    received = b""
+    while len(received) < size:
+        chunk = client.recv(65536)
+        if not chunk:
+            break
+        received += chunk
+    return received
 
 
 class Child:
