@@ -338,6 +338,7 @@ class driver {
       if (scen.idle) argv.insert(argv.end(), {"--idle", std::to_string(share(scen.idle))});
       if (scen.rate > 0) argv.insert(argv.end(), {"--rate", arg(scen.rate / static_cast<double>(n))});
       if (scen.hold) argv.push_back("--hold");
+      argv.insert(argv.end(), {"--pipeline", std::to_string(scen.pipeline)});
       if (round_trips) argv.insert(argv.end(), {"--round-trips", std::to_string(share(round_trips))});
       std::vector<int> cpus;
       if (!where.generators.empty()) cpus = {where.generators[i % where.generators.size()]};

@@ -99,16 +99,10 @@ std::optional<double> spread_median(std::vector<double> values) {
   return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
 }
 
-// The scenarios a group name stands for: "workers" for every one with
-// --workers, "scale" for scale-w1, scale-w2, ... (any NAME-wN family).
-std::vector<std::string> group(std::string_view name) {
-  std::vector<std::string> out;
-  for (const scenario& s : scenario_catalogue()) {
-    if (s.workers == 0) continue;
-    if (name == "workers" || s.name.rfind(std::string(name) + "-w", 0) == 0) out.push_back(s.name);
-  }
-  return out;
-}
+// The connection sweeps, in catalogue order; 50x64 is the point both share.
+const std::vector<std::string> connection_sweep{"1x64",   "10x64",   "50x64",   "100x64",
+                                                "500x64", "1000x64", "2000x64", "5000x64"};
+const std::vector<std::string> idle_sweep{"50x64", "50+500idle", "50+1000idle", "50+2000idle", "50+5000idle"};
 
 }  // namespace
 
@@ -116,10 +110,19 @@ const std::vector<scenario>& scenario_catalogue() {
   static const std::vector<scenario> all{
       {"1x64", 1, 64, 0, 0, false, 0, 0, "one connection, 64-byte ping-pong: pure round-trip latency"},
       {"2x64", 2, 64, 0, 0, false, 0, 0, "two connections: the iterative server's lunch problem"},
+      {"10x64", 10, 64, 0, 0, false, 0, 0, "10 connections x 64 B: a few ready descriptors per wait"},
       {"50x64", 50, 64, 0, 0, false, 0, 0, "50 connections x 64 B: the mechanism's cost per event"},
+      {"100x64", 100, 64, 0, 0, false, 0, 0, "100 connections x 64 B: the sweep between 50 and 500"},
       {"500x64", 500, 64, 0, 0, false, 0, 0, "500 connections x 64 B: many ready descriptors per wait"},
+      {"1000x64", 1000, 64, 0, 0, false, 0, 0, "1,000 connections x 64 B: just below select's FD_SETSIZE (1,024)"},
+      {"2000x64", 2000, 64, 0, 0, false, 0, 0, "2,000 connections x 64 B: twice select's FD_SETSIZE"},
       {"5000x64", 5000, 64, 0, 0, false, 0, 0, "5,000 connections x 64 B: beyond select's FD_SETSIZE"},
+      {"50x64p16", 50, 64, 0, 0, false, 0, 0,
+       "50 connections x 64 B, 16 messages in flight on each (redis-benchmark -P 16): pipelined", 16},
       {"50x16k", 50, 16384, 0, 0, false, 0, 0, "50 connections x 16 KiB: copying and partial reads/writes"},
+      {"50+500idle", 50, 64, 500, 0, false, 0, 0, "50 active beside 500 idle: the idle crowd's cost as it grows"},
+      {"50+1000idle", 50, 64, 1000, 0, false, 0, 0, "50 active beside 1,000 idle"},
+      {"50+2000idle", 50, 64, 2000, 0, false, 0, 0, "50 active beside 2,000 idle"},
       {"50+5000idle", 50, 64, 5000, 0, false, 0, 0, "50 active beside 5,000 idle: what an idle crowd costs"},
       {"paced", 50, 64, 0, 50000, false, 0, 0, "50 connections at a fixed 50,000 round trips/s: server CPU per round trip"},
       {"memory", 10000, 64, 0, 0, true, 0, 0, "10,000 idle connections held: server RSS growth per connection"},
@@ -146,6 +149,17 @@ const scenario* find_scenario(std::string_view name) {
     if (s.name == name) return &s;
   }
   return nullptr;
+}
+
+std::vector<std::string> scenario_group(std::string_view name) {
+  if (name == "sweep") return connection_sweep;
+  if (name == "idle-sweep") return idle_sweep;
+  std::vector<std::string> out;
+  for (const scenario& s : scenario_catalogue()) {
+    if (s.workers == 0) continue;
+    if (name == "workers" || s.name.rfind(std::string(name) + "-w", 0) == 0) out.push_back(s.name);
+  }
+  return out;
 }
 
 std::string one_worker_counterpart(const scenario& s) {
@@ -200,7 +214,8 @@ void add_options(CLI::App& cmd, raw_options& raw) {
   for (const scenario& s : scenario_catalogue()) names += (names.empty() ? "" : ",") + s.name;
   cmd.add_option("--scenarios", raw.scenarios,
                  "comma-separated, from " + names +
-                     "; groups: scale, spread (their -wN scenarios), workers (every -wN) (default: all)");
+                     "; groups: sweep (1x64 to 5000x64), idle-sweep (50x64 and 50+Nidle), scale, spread (their -wN "
+                     "scenarios), workers (every -wN) (default: all)");
   cmd.add_option("--seconds", raw.seconds, "measured seconds per run (default 3, quick 1)")
       ->check(CLI::Range(0.2, 600.0));
   cmd.add_option("--pairs", raw.pairs, "alternating rounds over all servers; medians over them (default 3, quick 1)")
@@ -257,7 +272,7 @@ resolved resolve(const raw_options& raw) {
     return r;
   }
   for (const std::string& given : split_list(raw.scenarios)) {
-    std::vector<std::string> names = group(given);
+    std::vector<std::string> names = scenario_group(given);
     if (find_scenario(given)) names = {given};
     if (names.empty()) {
       r.error = "unknown scenario '" + given + "'";

@@ -26,11 +26,18 @@ struct scenario {
   std::uint32_t counted_round_trips = 0;  // instructions: N, then 2N round trips under callgrind
   std::uint32_t workers = 0;      // switchboard's --workers N; 0 = a single server, no option
   std::string measures;           // one line for the docs and --help
+  std::uint32_t pipeline = 1;     // messages in flight per connection
 };
 
 // Every scenario the driver knows, in the order they run.
 const std::vector<scenario>& scenario_catalogue();
 const scenario* find_scenario(std::string_view name);
+
+// The scenarios a group name stands for, in catalogue order: "sweep" (64 B
+// unpaced from 1 to 5,000 connections), "idle-sweep" (50 active beside 0 to
+// 5,000 idle), "workers" (every -wN) and any NAME-wN family ("scale",
+// "spread", "paced"); empty for a name that is no group.
+std::vector<std::string> scenario_group(std::string_view name);
 
 // The scenario with one worker that a scenario with N workers is compared
 // to ("scale-w4" -> "scale-w1"); empty for the others and for w1 itself.

@@ -280,6 +280,7 @@ TEST_CASE("bench worker scenarios: groups, switchboard only, the one-worker coun
   const auto workers = parse({"--scenarios", "workers"}).opts.scenarios;
   CHECK(workers.size() == 9);
   CHECK(parse({"--scenarios", "scale-w3"}).error.find("scale-w3") != std::string::npos);
+  CHECK(scenario_group("50x64").empty());
 
   const scenario& w4 = *find_scenario("scale-w4");
   CHECK(w4.workers == 4);
@@ -430,4 +431,46 @@ TEST_CASE("bench judges the workers' targets where this machine can", "[bench]")
   const auto lopsided = summarize(cells, servers_for({"epoll"}, false));
   CHECK(std::isinf(*lopsided[6].spread));
   CHECK(format_table(lopsided).find("inf (130/") != std::string::npos);
+}
+
+TEST_CASE("bench sweeps: connections from 1 to 5\\,000 and 50 active beside 0 to 5\\,000 idle; pipelined", "[bench]") {
+  const auto sweep = parse({"--scenarios", "sweep"}).opts.scenarios;
+  CHECK(sweep == std::vector<std::string>{"1x64", "10x64", "50x64", "100x64", "500x64", "1000x64", "2000x64",
+                                          "5000x64"});
+  const std::vector<std::uint32_t> counts{1, 10, 50, 100, 500, 1000, 2000, 5000};
+  for (std::size_t i = 0; i < sweep.size(); ++i) {
+    const scenario& s = *find_scenario(sweep[i]);
+    CHECK(s.connections == counts[i]);
+    CHECK(s.size == 64);
+    CHECK(s.idle == 0);
+    CHECK(s.rate == 0);
+    CHECK(s.pipeline == 1);
+  }
+  const auto idle = parse({"--scenarios", "idle-sweep"}).opts.scenarios;
+  CHECK(idle == std::vector<std::string>{"50x64", "50+500idle", "50+1000idle", "50+2000idle", "50+5000idle"});
+  const std::vector<std::uint32_t> idle_counts{0, 500, 1000, 2000, 5000};
+  for (std::size_t i = 0; i < idle.size(); ++i) {
+    CHECK(find_scenario(idle[i])->connections == 50);
+    CHECK(find_scenario(idle[i])->idle == idle_counts[i]);
+  }
+  // Both groups at once: 50x64 once.
+  CHECK(parse({"--scenarios", "sweep,idle-sweep"}).opts.scenarios.size() == 12);
+
+  const scenario& pipelined = *find_scenario("50x64p16");
+  CHECK(pipelined.pipeline == 16);
+  CHECK(pipelined.connections == 50);
+  CHECK(pipelined.rate == 0);
+  for (const server_spec& s : servers_for({"epoll"}, true)) CHECK(runs_in(s, pipelined) == !s.iterative);
+
+  // Pipelined, the ratio is rps against the loop, as unpaced ping-pong.
+  auto make = [](std::string server, std::vector<double> rps) {
+    cell c;
+    c.server = std::move(server);
+    c.scenario = "50x64p16";
+    c.rps = std::move(rps);
+    return c;
+  };
+  const auto rows = summarize({make("switchboard-epoll", {900, 1100, 1000}), make("echo-epoll", {1000, 1000, 1000})},
+                              servers_for({"epoll"}, true));
+  CHECK(rows[0].ratio == Approx(1.0));
 }
