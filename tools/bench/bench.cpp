@@ -94,13 +94,17 @@ std::optional<double> cpu_seconds(pid_t pid) {
   return static_cast<double>(total) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
-// The CPU of the children this process has reaped so far.
-double reaped_children_seconds() {
+// The CPU of `who`: RUSAGE_CHILDREN, the children this process has reaped
+// so far; RUSAGE_SELF, this process.
+double rusage_seconds(int who) {
   rusage use{};
-  ::getrusage(RUSAGE_CHILDREN, &use);
+  ::getrusage(who, &use);
   auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6; };
   return seconds(use.ru_utime) + seconds(use.ru_stime);
 }
+
+// Every CPU's busy jiffies since boot, from /proc/stat.
+std::optional<std::uint64_t> machine_busy_jiffies() { return parse_busy_jiffies(read_text("/proc/stat")); }
 
 std::string arg(double v) { return fmt::format("{}", v); }
 
@@ -135,6 +139,7 @@ struct run_result {
   double bytes_per_conn = missing;
   double instructions_per_rt = missing;
   double generator_cpu = missing;
+  double other_cpu = missing;  // percent of one CPU other processes took
   double spread = missing;
   std::string per_worker;
   std::optional<double> syscalls_per_rt;
@@ -186,7 +191,8 @@ class driver {
       for (const server_spec& s : servers_) {
         if (runs_in(s, *find_scenario(name))) {
           cells_.push_back(cell{s.name, name, nan_vector(), nan_vector(), nan_vector(), nan_vector(),
-                                nan_vector(), nan_vector(), std::nullopt, 0, {}, nan_vector(), nan_vector(), {}});
+                                nan_vector(), nan_vector(), std::nullopt, 0, {}, nan_vector(), nan_vector(), {},
+                                nan_vector()});
         }
       }
     }
@@ -221,8 +227,11 @@ class driver {
                "(CPU us/RT when paced, instr/RT when counted); with --workers N (-wN), to -w1;\n"
                "CPU us/RT: the server's processes (a supervisor and its workers) together;\n"
                "gen CPU %: the load generators' CPU over their time, 100 = every one busy throughout;\n"
+               "other %: CPU that other processes took during the run (/proc/stat's busy time less the\n"
+               "server's, the generators' and the driver's), in percent of one CPU;\n"
                "max/min: most over fewest connections per worker (SIGUSR1's open counts)\n",
                opts_.pairs, opts_.seconds, syscall_seconds(), counter_name());
+    if (const auto busy = busy_machine_line(cells_)) fmt::print("{}\n", *busy);
     for (const std::string& line : judge_targets(rows, allowed_.size())) fmt::print("{}\n", line);
     if (!opts_.plot.empty()) {
       std::ofstream out(opts_.plot);
@@ -289,6 +298,7 @@ class driver {
     c.bytes_per_conn[i] = r.bytes_per_conn;
     c.instructions_per_rt[i] = r.instructions_per_rt;
     c.generator_cpu[i] = r.generator_cpu;
+    c.other_cpu[i] = r.other_cpu;
     c.spread[i] = r.spread;
     if (!r.per_worker.empty()) c.per_worker = r.per_worker;
     if (!r.note.empty() && c.note.find(r.note) == std::string::npos) {
@@ -425,18 +435,29 @@ class driver {
     }
     if (tracer) std::this_thread::sleep_for(300ms);  // attached before the traffic starts
     const auto cpu_before = cpu_seconds(server.pid());
-    const double reaped_before = reaped_children_seconds();
+    const double reaped_before = rusage_seconds(RUSAGE_CHILDREN);
+    const double driver_before = rusage_seconds(RUSAGE_SELF);
+    const auto busy_before = machine_busy_jiffies();
     const auto started = std::chrono::steady_clock::now();
     auto gens = start_generators(scen, server.wait_listening(0ms), seconds, 0);
     r.load = collect(gens, seconds, r);
     // collect reaped the generators: what reaped children used since is theirs.
     const std::chrono::duration<double> wall = std::chrono::steady_clock::now() - started;
+    const auto busy_after = machine_busy_jiffies();
+    const double generators_s = rusage_seconds(RUSAGE_CHILDREN) - reaped_before;
+    const double driver_s = rusage_seconds(RUSAGE_SELF) - driver_before;
     if (!gens.empty() && wall.count() > 0) {
-      r.generator_cpu = (reaped_children_seconds() - reaped_before) / (wall.count() * static_cast<double>(gens.size()));
+      r.generator_cpu = generators_s / (wall.count() * static_cast<double>(gens.size()));
     }
     // A forking server's children count (cutime, cstime) once it has reaped them.
     std::this_thread::sleep_for(300ms);
     const auto cpu_after = cpu_seconds(server.pid());
+    // The server was idle since the generators ended: its CPU belongs to the run.
+    if (busy_before && busy_after && cpu_before && cpu_after) {
+      const double ours_s = (*cpu_after - *cpu_before) + generators_s + driver_s;
+      const auto other = other_cpu_percent(*busy_before, *busy_after, ::sysconf(_SC_CLK_TCK), ours_s, wall.count());
+      if (other) r.other_cpu = *other;
+    }
     if (!r.load) return;
     if (r.load->errors) r.note = "load generator saw errors";
     if (r.load->round_trips == 0) return;

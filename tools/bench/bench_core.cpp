@@ -384,6 +384,31 @@ std::optional<std::uint64_t> parse_cpu_ticks(std::string_view stat) {
   return total;
 }
 
+std::optional<std::uint64_t> parse_busy_jiffies(std::string_view proc_stat) {
+  std::istringstream lines{std::string(proc_stat)};
+  for (std::string line; std::getline(lines, line);) {
+    const auto w = words(line);
+    if (w.empty() || w[0] != "cpu") continue;  // "cpu0", "cpu1", ... are the single CPUs
+    // user nice system idle iowait irq softirq steal [guest guest_nice]
+    if (w.size() < 9) return std::nullopt;
+    std::uint64_t busy = 0;
+    for (std::size_t i = 1; i <= 8; ++i) {
+      const auto v = to_count(w[i]);
+      if (!v) return std::nullopt;
+      if (i != 4 && i != 5) busy += *v;
+    }
+    return busy;
+  }
+  return std::nullopt;
+}
+
+std::optional<double> other_cpu_percent(std::uint64_t busy_before, std::uint64_t busy_after, long jiffies_per_s,
+                                        double ours_s, double wall_s) {
+  if (busy_after < busy_before || jiffies_per_s <= 0 || wall_s <= 0) return std::nullopt;
+  const double busy_s = static_cast<double>(busy_after - busy_before) / static_cast<double>(jiffies_per_s);
+  return std::max(0.0, busy_s - ours_s) / wall_s * 100;
+}
+
 std::optional<std::uint64_t> parse_perf_count(std::string_view out) {
   std::istringstream lines{std::string(out)};
   for (std::string line; std::getline(lines, line);) {
@@ -447,6 +472,7 @@ std::vector<row> summarize(const std::vector<cell>& cells, const std::vector<ser
           median(c.cpu_us_per_rt), c.syscalls_per_rt, median(c.bytes_per_conn),
           median(c.instructions_per_rt), std::nullopt, c.errors, c.note,
           median(c.generator_cpu), spread_median(c.spread), c.per_worker};
+    r.other_cpu = median(c.other_cpu);
     const scenario* s = find_scenario(c.scenario);
     if (s && s->workers > 0) {
       if (const cell* one = find_cell(c.server, one_worker_counterpart(*s))) {
@@ -475,7 +501,8 @@ std::vector<row> summarize(const std::vector<cell>& cells, const std::vector<ser
 
 std::string format_table(const std::vector<row>& rows) {
   const std::vector<std::string> head{"server", "scenario", "rps", "p50 us", "p99 us", "CPU us/RT",
-                                      "syscalls/RT", "B/conn", "instr/RT", "gen CPU %", "max/min", "ratio", "errors"};
+                                      "syscalls/RT", "B/conn", "instr/RT", "gen CPU %", "other %", "max/min",
+                                      "ratio", "errors"};
   std::vector<std::vector<std::string>> cells{head};
   for (const row& r : rows) {
     const scenario* s = find_scenario(r.scenario);
@@ -484,17 +511,17 @@ std::string format_table(const std::vector<row>& rows) {
     if (s && s->hold && s->workers > 0) {
       std::string spread = r.spread && std::isinf(*r.spread) ? "inf" : show(r.spread, 2);
       if (!r.per_worker.empty()) spread += " (" + r.per_worker + ")";
-      line.insert(line.end(), {"-", "-", "-", "-", "-", "-", "-", "-", spread});
+      line.insert(line.end(), {"-", "-", "-", "-", "-", "-", "-", "-", "-", spread});
     } else if (s && s->hold) {
-      line.insert(line.end(), {"-", "-", "-", "-", "-", show(r.bytes_per_conn, 0), "-", "-", "-"});
+      line.insert(line.end(), {"-", "-", "-", "-", "-", show(r.bytes_per_conn, 0), "-", "-", "-", "-"});
     } else if (s && s->counted_round_trips > 0) {
-      line.insert(line.end(), {"-", "-", "-", "-", "-", "-", show(r.instructions_per_rt, 0), "-", "-"});
+      line.insert(line.end(), {"-", "-", "-", "-", "-", "-", show(r.instructions_per_rt, 0), "-", "-", "-"});
     } else {
       const std::optional<double> gen_percent =
           r.generator_cpu ? std::optional(*r.generator_cpu * 100) : std::nullopt;
       line.insert(line.end(), {show(r.rps, 0), show(r.p50_us, 1), show(r.p99_us, 1),
                                show(r.cpu_us_per_rt, 2), s && s->workers > 0 ? "-" : show(r.syscalls_per_rt, 2),
-                               "-", "-", show(gen_percent, 0), "-"});
+                               "-", "-", show(gen_percent, 0), show(r.other_cpu, 0), "-"});
     }
     line.push_back(r.ratio ? fmt::format("{:.2f}", *r.ratio) : "-");
     line.push_back(std::to_string(r.errors) + (r.note.empty() ? "" : " (" + r.note + ")"));
@@ -520,6 +547,25 @@ std::string format_table(const std::vector<row>& rows) {
     out += text + "\n";
   }
   return out;
+}
+
+std::optional<std::string> busy_machine_line(const std::vector<cell>& cells) {
+  std::vector<std::string> busy;
+  for (const cell& c : cells) {
+    std::size_t runs = 0;
+    double worst = 0;
+    for (double percent : c.other_cpu) {
+      if (percent > busy_machine_percent) ++runs, worst = std::max(worst, percent);
+    }
+    if (runs > 0) {
+      busy.push_back(fmt::format("{} at {} ({} of {} runs, up to {:.0f}%)", c.server, c.scenario, runs,
+                                 c.other_cpu.size(), worst));
+    }
+  }
+  if (busy.empty()) return std::nullopt;
+  return fmt::format("busy machine: other processes took more than {:.0f}% of one CPU during {}; figures may be "
+                     "disturbed",
+                     busy_machine_percent, fmt::join(busy, ", "));
 }
 
 std::vector<std::string> judge_targets(const std::vector<row>& rows, std::size_t cpus) {

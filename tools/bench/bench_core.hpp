@@ -1,6 +1,6 @@
 // The benchmark driver's pure logic: the scenario catalogue, the options,
-// reading the load generator's and the counters' output, medians and ratios,
-// the targets of issue 5, the table and the SVG plot. No processes here, so
+// reading the load generator's and the counters' output, how busy the machine
+// was, medians and ratios, the targets, the table and the SVG plot. No processes here, so
 // the unit tests cover all of it.
 #pragma once
 
@@ -141,6 +141,21 @@ std::vector<std::uint64_t> worker_open_counts(std::string_view err);
 // worker holds none.
 std::optional<double> spread_ratio(const std::vector<std::uint64_t>& counts);
 
+// The jiffies every CPU together spent busy since boot, from the aggregate
+// `cpu` line of /proc/stat: the total less idle and iowait (guest time is
+// already inside user and nice, so it is not added again).
+std::optional<std::uint64_t> parse_busy_jiffies(std::string_view proc_stat);
+// The CPU that processes other than the benchmark's own took during a run,
+// in percent of one CPU (100 = one CPU busy elsewhere throughout): the
+// machine's busy jiffies over the run less `ours_s` (server, generators,
+// driver), over `wall_s`. Never below 0: the counters tick apart. Nothing
+// when the counts go backwards or no time passed.
+std::optional<double> other_cpu_percent(std::uint64_t busy_before, std::uint64_t busy_after, long jiffies_per_s,
+                                        double ours_s, double wall_s);
+// Above this many percent of one CPU taken by others, a run's figures may
+// be disturbed.
+constexpr double busy_machine_percent = 10;
+
 // utime + stime + cutime + cstime, in clock ticks, from /proc/PID/stat text.
 std::optional<std::uint64_t> parse_cpu_ticks(std::string_view stat);
 // The count from `perf stat -x,` output (first field of the event's line).
@@ -172,6 +187,7 @@ struct cell {
   // the time), and the spread's max/min connections per worker.
   std::vector<double> generator_cpu, spread;
   std::string per_worker;  // the connections per worker of the last run, "510/490"
+  std::vector<double> other_cpu{};  // other processes' CPU, percent of one CPU
 };
 
 struct row {
@@ -183,6 +199,7 @@ struct row {
   std::string note;
   std::optional<double> generator_cpu, spread;
   std::string per_worker;
+  std::optional<double> other_cpu{};  // median percent of one CPU taken by other processes
 };
 
 // Medians per cell and the ratio of switchboard-X to echo-X: in rps, in CPU
@@ -194,6 +211,10 @@ std::vector<row> summarize(const std::vector<cell>& cells, const std::vector<ser
 
 // The table, one row per server and scenario; `n/a` where a figure is missing.
 std::string format_table(const std::vector<row>& rows);
+
+// "busy machine: ..." naming each cell where a run had other processes
+// take more than busy_machine_percent of one CPU; nothing when none did.
+std::optional<std::string> busy_machine_line(const std::vector<cell>& cells);
 
 // One line per issue-5 (and issue-13 workers) target the rows allow judging,
 // "target met: ..." or "target MISSED: ..."; `cpus`, the CPUs allowed here,

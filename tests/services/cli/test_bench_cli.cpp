@@ -39,6 +39,10 @@ TEST_CASE("bench --quick on one backend and scenario prints the table and exits 
   REQUIRE(row.size() >= 3);
   CHECK(std::isdigit(static_cast<unsigned char>(row[2][0])));
   CHECK(r.out.find("errors") != std::string::npos);
+  // How busy the machine was: a figure in the "other %" column, the one after gen CPU %.
+  CHECK(r.out.find("other %") != std::string::npos);
+  REQUIRE(row.size() > 10);
+  CHECK(std::isdigit(static_cast<unsigned char>(row[10][0])));
 }
 
 TEST_CASE("bench rejects an unknown scenario with status 2", "[cli][bench]") {
@@ -74,8 +78,8 @@ TEST_CASE("bench spread-w2 counts the connections of each of two workers; scale-
   REQUIRE(r.status == 0);
   // "switchboard-epoll  spread-w2  - ... -  1.04 (510/490)  -  0": two counts adding up to 1,000.
   const auto row = row_columns(r.out, "switchboard-epoll  spread-w2");
-  REQUIRE(row.size() >= 12);
-  const std::string counts = row[11];
+  REQUIRE(row.size() >= 13);
+  const std::string counts = row[12];
   REQUIRE(counts.size() > 2);
   const auto slash = counts.find('/');
   REQUIRE(slash != std::string::npos);

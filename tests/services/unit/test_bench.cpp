@@ -156,6 +156,53 @@ TEST_CASE("bench reads CPU ticks, perf and strace counts", "[bench]") {
   CHECK_FALSE(parse_strace_total("strace: attach: ptrace(PTRACE_SEIZE, 1): Operation not permitted\n"));
 }
 
+TEST_CASE("bench reads the machine's busy jiffies from /proc/stat and what other processes took", "[bench]") {
+  // user nice system idle iowait irq softirq steal guest guest_nice: busy
+  // is everything but idle and iowait, guest being inside user already.
+  const std::string stat =
+      "cpu  1000 20 300 50000 400 10 5 3 7 1\n"
+      "cpu0 500 10 150 25000 200 5 2 1 7 1\n"
+      "cpu1 500 10 150 25000 200 5 3 2 0 0\n"
+      "intr 123456 0 0\n"
+      "ctxt 987654\n";
+  CHECK(parse_busy_jiffies(stat) == std::optional<std::uint64_t>(1338));
+  CHECK_FALSE(parse_busy_jiffies("cpu0 500 10 150 25000 200 5 2 1 0 0\n"));  // no aggregate line
+  CHECK_FALSE(parse_busy_jiffies("cpu  1000 20 300 50000\n"));                // too few fields
+  CHECK_FALSE(parse_busy_jiffies("cpu  1000 x 300 50000 400 10 5 3 0 0\n"));
+  CHECK_FALSE(parse_busy_jiffies(""));
+
+  // 2 s of wall time, 250 busy jiffies at 100/s = 2.5 CPU-seconds, of which
+  // server, generators and driver took 2.3: others took 0.2 s, 10% of a CPU.
+  CHECK(other_cpu_percent(1000, 1250, 100, 2.3, 2.0) == Approx(10));
+  CHECK(other_cpu_percent(1000, 1250, 100, 2.6, 2.0) == std::optional<double>(0));  // ticks apart: not below 0
+  CHECK(other_cpu_percent(0, 400, 100, 0, 2.0) == Approx(200));  // two CPUs busy elsewhere
+  CHECK_FALSE(other_cpu_percent(1250, 1000, 100, 0, 2.0));
+  CHECK_FALSE(other_cpu_percent(1000, 1250, 100, 0, 0));
+}
+
+TEST_CASE("bench names each cell where other processes took more than 10% of a CPU", "[bench]") {
+  std::vector<cell> cells(3);
+  cells[0].server = "switchboard-epoll";
+  cells[0].scenario = "50x64";
+  cells[0].other_cpu = {2, 35.4, 12};
+  cells[1].server = "echo-epoll";
+  cells[1].scenario = "50x64";
+  cells[1].other_cpu = {10, no_figure, 3};  // 10 is not above the threshold
+  cells[2].server = "echo-epoll";
+  cells[2].scenario = "memory";  // no traffic: no figure
+  CHECK_FALSE(busy_machine_line({cells[1], cells[2]}));
+  const auto line = busy_machine_line(cells);
+  REQUIRE(line);
+  CHECK(*line == "busy machine: other processes took more than 10% of one CPU during switchboard-epoll at 50x64 "
+                 "(2 of 3 runs, up to 35%); figures may be disturbed");
+
+  const auto rows = summarize(cells, servers_for({"epoll"}, true));
+  CHECK(rows[0].other_cpu == Approx(12));
+  CHECK(rows[1].other_cpu == Approx(6.5));
+  const std::string table = format_table(rows);
+  CHECK(table.find("other %") != std::string::npos);
+}
+
 TEST_CASE("bench reads callgrind's instruction total and takes the N to 2N difference", "[bench]") {
   const std::string file =
       "# callgrind format\nversion: 1\ncreator: callgrind-3.19.0\npid: 6618\ncmd:  ./echo-uring --port 0\n"
@@ -259,6 +306,7 @@ TEST_CASE("bench table: medians, ratios to the same mechanism's loop, n/a where 
   CHECK(has("target met: switchboard-uring holds 1600 B per idle connection"));
   CHECK(lines.size() == 6);
 }
+
 
 TEST_CASE("bench plot: one bar per server and unpaced scenario, a legend entry per server", "[bench]") {
   const auto rows = summarize(sample_cells(), servers_for({"epoll", "uring"}, true));
