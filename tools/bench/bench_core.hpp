@@ -200,11 +200,13 @@ struct row {
   std::optional<double> generator_cpu, spread;
   std::string per_worker;
   std::optional<double> other_cpu{};  // median percent of one CPU taken by other processes
+  std::optional<double> p99_ratio{};  // median per-pair p99 against the loop of the same mechanism
 };
 
 // Medians per cell and the ratio of switchboard-X to echo-X: in rps, in CPU
 // per round trip for a paced scenario, in instructions per round trip for a
-// counted one (none for memory). A scenario with N > 1 workers: the ratio to
+// counted one (none for memory); beside it p99 against the loop's where both
+// carry traffic. A scenario with N > 1 workers: the ratio to
 // the same server with one worker, in rps (scaling) or CPU per round trip
 // (paced).
 std::vector<row> summarize(const std::vector<cell>& cells, const std::vector<server_spec>& servers);
@@ -216,7 +218,7 @@ std::string format_table(const std::vector<row>& rows);
 // take more than busy_machine_percent of one CPU; nothing when none did.
 std::optional<std::string> busy_machine_line(const std::vector<cell>& cells);
 
-// One line per issue-5 (and issue-13 workers) target the rows allow judging,
+// One line per target (issue 14's, issue 5's it left, issue 13's workers) the rows allow judging,
 // "target met: ..." or "target MISSED: ..."; `cpus`, the CPUs allowed here,
 // decides which worker targets this machine can judge (0: none of those
 // that need cores), and says "target not judged: ..." for the others.
