@@ -556,7 +556,9 @@ std::optional<std::string> busy_machine_line(const std::vector<cell>& cells) {
     std::size_t runs = 0;
     double worst = 0;
     for (double percent : c.other_cpu) {
-      if (percent > busy_machine_percent) ++runs, worst = std::max(worst, percent);
+      if (percent <= busy_machine_percent || std::isnan(percent)) continue;
+      ++runs;
+      worst = std::max(worst, percent);
     }
     if (runs > 0) {
       busy.push_back(fmt::format("{} at {} ({} of {} runs, up to {:.0f}%)", c.server, c.scenario, runs,
@@ -582,10 +584,11 @@ std::vector<std::string> judge_targets(const std::vector<row>& rows, std::size_t
     }
     const bool uring = std::string_view(b) == "uring";
     if (const row* r = find_row(rows, ours, "paced")) {
+      // Three decimals: a limit of 1.03 is judged finer than two would show.
       const double cpu_limit = uring ? 1.05 : 1.03;
       if (r->ratio) {
         out.push_back(verdict(*r->ratio <= cpu_limit) +
-                      fmt::format("{} CPU per round trip at the paced rate is {:.2f}x {} (target <= {:.2f}x)", ours,
+                      fmt::format("{} CPU per round trip at the paced rate is {:.3f}x {} (target <= {:.2f}x)", ours,
                                   *r->ratio, loop, cpu_limit));
       }
       if (uring && r->p99_ratio) {

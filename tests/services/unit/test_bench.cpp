@@ -299,7 +299,7 @@ TEST_CASE("bench table: medians, ratios to the same mechanism's loop, n/a where 
     return std::any_of(lines.begin(), lines.end(), [&](const std::string& l) { return l.find(needle) != std::string::npos; });
   };
   CHECK(has("target met: switchboard-epoll rps at 500x64 is 0.95x echo-epoll"));
-  CHECK(has("target MISSED: switchboard-epoll CPU per round trip at the paced rate is 1.11x echo-epoll "
+  CHECK(has("target MISSED: switchboard-epoll CPU per round trip at the paced rate is 1.111x echo-epoll "
             "(target <= 1.03x)"));
   CHECK(has("target met: best backend switchboard-uring at 500x64 is 1.50x echo-asio"));
   CHECK(has("target met: switchboard-epoll ahead of echo-asio at 500x64"));
@@ -343,7 +343,7 @@ TEST_CASE("bench judges issue 14's targets: paced CPU and p99 against the loop, 
           "[bench]") {
   const std::vector<double> same{200, 200, 200};
   auto lines = judge_targets(paced_and_counted("select", 1.03, same, same, 350));
-  CHECK(has_line(lines, "target met: switchboard-select CPU per round trip at the paced rate is 1.03x echo-select "
+  CHECK(has_line(lines, "target met: switchboard-select CPU per round trip at the paced rate is 1.030x echo-select "
                         "(target <= 1.03x)"));
   CHECK(has_line(lines, "target met: switchboard-select runs 350 user-space instructions per round trip "
                         "(target <= 350)"));
@@ -351,7 +351,7 @@ TEST_CASE("bench judges issue 14's targets: paced CPU and p99 against the loop, 
   CHECK(lines.size() == 2);
 
   lines = judge_targets(paced_and_counted("epoll", 1.04, same, same, 351));
-  CHECK(has_line(lines, "target MISSED: switchboard-epoll CPU per round trip at the paced rate is 1.04x echo-epoll "
+  CHECK(has_line(lines, "target MISSED: switchboard-epoll CPU per round trip at the paced rate is 1.040x echo-epoll "
                         "(target <= 1.03x)"));
   CHECK(has_line(lines, "target MISSED: switchboard-epoll runs 351 user-space instructions per round trip "
                         "(target <= 350)"));
@@ -359,7 +359,7 @@ TEST_CASE("bench judges issue 14's targets: paced CPU and p99 against the loop, 
   // io_uring: 1.05 for CPU, 450 instructions; p99 the median of the per-pair
   // ratios (1.4, 1.5, 2.0), not the ratio of the medians (300 / 200).
   lines = judge_targets(paced_and_counted("uring", 1.05, {280, 300, 300}, {200, 200, 150}, 450));
-  CHECK(has_line(lines, "target met: switchboard-uring CPU per round trip at the paced rate is 1.05x echo-uring "
+  CHECK(has_line(lines, "target met: switchboard-uring CPU per round trip at the paced rate is 1.050x echo-uring "
                         "(target <= 1.05x)"));
   CHECK(has_line(lines, "target met: switchboard-uring p99 at the paced rate is 1.50x echo-uring (target <= 1.5x)"));
   CHECK(has_line(lines, "target met: switchboard-uring runs 450 user-space instructions per round trip "
@@ -367,7 +367,7 @@ TEST_CASE("bench judges issue 14's targets: paced CPU and p99 against the loop, 
   CHECK(lines.size() == 3);
 
   lines = judge_targets(paced_and_counted("uring", 1.06, {400, 300, 500}, {200, 200, 200}, 451));
-  CHECK(has_line(lines, "target MISSED: switchboard-uring CPU per round trip at the paced rate is 1.06x echo-uring "
+  CHECK(has_line(lines, "target MISSED: switchboard-uring CPU per round trip at the paced rate is 1.060x echo-uring "
                         "(target <= 1.05x)"));
   CHECK(has_line(lines, "target MISSED: switchboard-uring p99 at the paced rate is 2.00x echo-uring (target <= 1.5x)"));
   CHECK(has_line(lines, "target MISSED: switchboard-uring runs 451 user-space instructions per round trip "
