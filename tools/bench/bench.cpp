@@ -314,7 +314,8 @@ class driver {
     } else if (std::isfinite(r.instructions_per_rt)) {
       figure = fmt::format("{:.0f} instr/RT", r.instructions_per_rt);
     } else if (r.load) {
-      figure = fmt::format("{:.0f} rps, {:.2f} CPU us/RT", r.load->rps, r.cpu_us_per_rt);
+      figure = fmt::format("{:.0f} rps, {:.2f} CPU us/RT, p99 {:.0f} us, others {:.0f}% of a CPU", r.load->rps,
+                           r.cpu_us_per_rt, r.load->p99_us, r.other_cpu);
     }
     fmt::print(stderr, "bench: pair {}/{} {:<12} {:<20} {}{}\n", pair + 1, opts_.pairs, scen.name, s.name, figure,
                r.note.empty() ? "" : " (" + r.note + ")");
