@@ -411,12 +411,30 @@ std::optional<double> median(std::vector<double> values) {
   return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
 }
 
-std::optional<double> paired_ratio(const std::vector<double>& a, const std::vector<double>& b) {
+namespace {
+
+// a[i] / b[i] for each pair i where both runs gave a figure.
+std::vector<double> per_pair_ratios(const std::vector<double>& a, const std::vector<double>& b) {
   std::vector<double> ratios;
   for (std::size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
     if (std::isfinite(a[i]) && std::isfinite(b[i]) && b[i] > 0) ratios.push_back(a[i] / b[i]);
   }
-  return median(ratios);
+  return ratios;
+}
+
+void set_ratio(row& r, const std::vector<double>& a, const std::vector<double>& b) {
+  const std::vector<double> ratios = per_pair_ratios(a, b);
+  r.ratio = median(ratios);
+  if (ratios.empty()) return;
+  const auto [lo, hi] = std::minmax_element(ratios.begin(), ratios.end());
+  r.ratio_min = *lo;
+  r.ratio_max = *hi;
+}
+
+}  // namespace
+
+std::optional<double> paired_ratio(const std::vector<double>& a, const std::vector<double>& b) {
+  return median(per_pair_ratios(a, b));
 }
 
 std::vector<row> summarize(const std::vector<cell>& cells, const std::vector<server_spec>& servers) {
@@ -430,12 +448,16 @@ std::vector<row> summarize(const std::vector<cell>& cells, const std::vector<ser
   for (const cell& c : cells) {
     row r{c.server, c.scenario, median(c.rps), median(c.p50_us), median(c.p99_us),
           median(c.cpu_us_per_rt), c.syscalls_per_rt, median(c.bytes_per_conn),
-          median(c.instructions_per_rt), std::nullopt, c.errors, c.note,
+          median(c.instructions_per_rt), std::nullopt, std::nullopt, std::nullopt, c.errors, c.note,
           median(c.generator_cpu), spread_median(c.spread), c.per_worker};
     const scenario* s = find_scenario(c.scenario);
     if (s && s->workers > 0) {
       if (const cell* one = find_cell(c.server, one_worker_counterpart(*s))) {
-        r.ratio = s->rate > 0 ? paired_ratio(c.cpu_us_per_rt, one->cpu_us_per_rt) : paired_ratio(c.rps, one->rps);
+        if (s->rate > 0) {
+          set_ratio(r, c.cpu_us_per_rt, one->cpu_us_per_rt);
+        } else {
+          set_ratio(r, c.rps, one->rps);
+        }
       }
       rows.push_back(std::move(r));
       continue;
@@ -446,11 +468,11 @@ std::vector<row> summarize(const std::vector<cell>& cells, const std::vector<ser
       // Memory has an absolute target; a loop with static tables makes a ratio meaningless.
       if (!loop || !s || s->hold) continue;
       if (s->counted_round_trips > 0) {
-        r.ratio = paired_ratio(c.instructions_per_rt, loop->instructions_per_rt);
+        set_ratio(r, c.instructions_per_rt, loop->instructions_per_rt);
       } else if (s->rate > 0) {
-        r.ratio = paired_ratio(c.cpu_us_per_rt, loop->cpu_us_per_rt);
+        set_ratio(r, c.cpu_us_per_rt, loop->cpu_us_per_rt);
       } else {
-        r.ratio = paired_ratio(c.rps, loop->rps);
+        set_ratio(r, c.rps, loop->rps);
       }
     }
     rows.push_back(std::move(r));

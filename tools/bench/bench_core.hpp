@@ -172,13 +172,15 @@ struct row {
   std::string scenario;
   std::optional<double> rps, p50_us, p99_us, cpu_us_per_rt, syscalls_per_rt, bytes_per_conn, instructions_per_rt;
   std::optional<double> ratio;  // to the hand-written loop of the same mechanism, or to one worker
+  std::optional<double> ratio_min, ratio_max;  // the lowest and highest pair's; ratio is their median
   std::uint64_t errors = 0;
   std::string note;
   std::optional<double> generator_cpu, spread;
   std::string per_worker;
 };
 
-// Medians per cell and the ratio of switchboard-X to echo-X: in rps, in CPU
+// Medians per cell and the ratio of switchboard-X to echo-X (the median of
+// the per-pair ratios, with the lowest and the highest of them): in rps, in CPU
 // per round trip for a paced scenario, in instructions per round trip for a
 // counted one (none for memory). A scenario with N > 1 workers: the ratio to
 // the same server with one worker, in rps (scaling) or CPU per round trip

@@ -229,8 +229,11 @@ TEST_CASE("bench table: medians, ratios to the same mechanism's loop, n/a where 
   REQUIRE(rows.size() == 9);
   CHECK(rows[0].rps == std::optional<double>(95));
   CHECK(rows[0].ratio == Approx(0.95));
+  CHECK(rows[0].ratio_min == Approx(0.9));  // the pairs' 0.9, 1 and 0.95
+  CHECK(rows[0].ratio_max == Approx(1.0));
   CHECK_FALSE(rows[1].ratio);                  // the loop itself
   CHECK(rows[3].ratio == Approx(10.0 / 9.0));  // paced: CPU per round trip
+  CHECK(rows[3].ratio_max == Approx(10.0 / 8.0));
   CHECK_FALSE(rows[5].ratio);                  // no echo-uring figures
   CHECK(rows[6].bytes_per_conn == std::optional<double>(1600));
   CHECK(rows[7].instructions_per_rt == std::optional<double>(5150));
