@@ -210,7 +210,9 @@ void add_options(CLI::App& cmd, raw_options& raw) {
   cmd.add_flag("--traced", raw.traced,
                "also each backend's server with --trace on (switchboard-BACKEND+trace, writing to a scratch "
                "file with no event limit a run reaches): what tracing costs");
-  cmd.add_option("--plot", raw.plot, "write an SVG bar chart of rps per server and scenario");
+  cmd.add_option("--plot", raw.plot,
+                 "write an SVG picture: ratios to the loops with their spread, paced CPU and p99, the connection "
+                 "sweep");
   cmd.add_flag("--quick", raw.quick, "a short version (" + fmt::format("{}", fmt::join(quick_scenarios, ",")) +
                                          ", 1 s, 1 pair) for ./dev run");
 }
@@ -596,63 +598,6 @@ std::vector<std::string> judge_targets(const std::vector<row>& rows, std::size_t
   }
   judge_worker_targets(rows, cpus, out);
   return out;
-}
-
-std::string svg_chart(const std::vector<row>& rows) {
-  std::vector<std::string> scenarios, servers;
-  auto add_unique = [](std::vector<std::string>& v, const std::string& x) {
-    if (std::find(v.begin(), v.end(), x) == v.end()) v.push_back(x);
-  };
-  double top = 0;
-  for (const row& r : rows) {
-    const scenario* s = find_scenario(r.scenario);
-    if (!s || s->hold || s->rate > 0 || !r.rps) continue;
-    add_unique(scenarios, r.scenario);
-    add_unique(servers, r.server);
-    top = std::max(top, *r.rps);
-  }
-  if (top <= 0) top = 1;
-  const std::vector<std::string> colours{"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-                                         "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
-  const int bar = 14, gap = 24, left = 70, plot_h = 300, top_margin = 30;
-  const int group = static_cast<int>(servers.size()) * bar + gap;
-  const int width = left + static_cast<int>(scenarios.size()) * group + 200;
-  const int height = top_margin + plot_h + 60;
-  std::string svg = fmt::format(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" "
-      "font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-      "<text x=\"{}\" y=\"18\" font-size=\"14\">Round trips per second, per server and scenario</text>\n",
-      width, height, left);
-  const int base = top_margin + plot_h;
-  for (int tick = 0; tick <= 4; ++tick) {
-    const double value = top * tick / 4;
-    const int y = base - plot_h * tick / 4;
-    svg += fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#ddd\"/>\n", left, y,
-                       width - 200, y);
-    svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{:.0f}</text>\n", left - 4, y + 4, value);
-  }
-  for (std::size_t g = 0; g < scenarios.size(); ++g) {
-    const int x0 = left + static_cast<int>(g) * group + gap / 2;
-    for (std::size_t i = 0; i < servers.size(); ++i) {
-      const row* r = find_row(rows, servers[i], scenarios[g]);
-      if (!r || !r->rps) continue;
-      const int h = static_cast<int>(std::lround(*r->rps / top * plot_h));
-      svg += fmt::format(
-          "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\"><title>{} {}: {:.0f} rps</title></rect>\n",
-          x0 + static_cast<int>(i) * bar, base - h, bar - 2, h, colours[i % colours.size()], servers[i],
-          scenarios[g], *r->rps);
-    }
-    svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
-                       x0 + static_cast<int>(servers.size()) * bar / 2, base + 16, scenarios[g]);
-  }
-  for (std::size_t i = 0; i < servers.size(); ++i) {
-    const int y = top_margin + static_cast<int>(i) * 18;
-    svg += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{}\"/>\n", width - 190, y,
-                       colours[i % colours.size()]);
-    svg += fmt::format("<text x=\"{}\" y=\"{}\">{}</text>\n", width - 172, y + 10, servers[i]);
-  }
-  svg += "</svg>\n";
-  return svg;
 }
 
 }  // namespace switchboard::tools::bench

@@ -1,7 +1,7 @@
 // The benchmark driver's pure logic: the scenario catalogue, the options,
 // reading the load generator's and the counters' output, medians and ratios,
-// the targets of issue 5, the table and the SVG plot. No processes here, so
-// the unit tests cover all of it.
+// the targets of issue 5 and the table (the picture is plot.hpp's). No
+// processes here, so the unit tests cover all of it.
 #pragma once
 
 #include <cstddef>
@@ -195,9 +195,5 @@ std::string format_table(const std::vector<row>& rows);
 // decides which worker targets this machine can judge (0: none of those
 // that need cores), and says "target not judged: ..." for the others.
 std::vector<std::string> judge_targets(const std::vector<row>& rows, std::size_t cpus = 0);
-
-// A grouped bar chart: rps per server for each scenario that has an rps
-// figure and is not paced.
-std::string svg_chart(const std::vector<row>& rows);
 
 }  // namespace switchboard::tools::bench

@@ -1,5 +1,6 @@
 // The benchmark driver's pure logic: options, the figures it reads from the
-// load generator and the counters, medians and ratios, targets, table, plot.
+// load generator and the counters, medians and ratios, targets, table
+// (the picture: test_bench_plot.cpp).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -261,17 +262,6 @@ TEST_CASE("bench table: medians, ratios to the same mechanism's loop, n/a where 
   CHECK(has("target MISSED: switchboard-uring makes 0.50 syscalls per round trip at 500x64"));
   CHECK(has("target met: switchboard-uring holds 1600 B per idle connection"));
   CHECK(lines.size() == 6);
-}
-
-TEST_CASE("bench plot: one bar per server and unpaced scenario, a legend entry per server", "[bench]") {
-  const auto rows = summarize(sample_cells(), servers_for({"epoll", "uring"}, true));
-  const std::string svg = svg_chart(rows);
-  CHECK(svg.rfind("<svg xmlns=\"http://www.w3.org/2000/svg\"", 0) == 0);
-  CHECK(svg.find("</svg>") != std::string::npos);
-  CHECK(count(svg, "<title>") == 4);  // 500x64 for four servers; paced and memory not plotted
-  CHECK(svg.find("switchboard-uring 500x64: 120 rps") != std::string::npos);
-  CHECK(count(svg, "width=\"10\" height=\"10\"") == 4);
-  CHECK(svg.find(">paced<") == std::string::npos);
 }
 
 TEST_CASE("bench worker scenarios: groups, switchboard only, the one-worker counterpart", "[bench]") {
