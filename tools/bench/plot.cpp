@@ -74,12 +74,14 @@ class looks {
                                                  "#bcbd22", "#17becf", "#ff7f0e"};
     std::size_t next_other = 0;
     for (const std::string& server : servers) {
+      constexpr std::string_view ours = "switchboard-", loop_prefix = "echo-", trace_suffix = "+trace";
       std::string_view name = server;
-      const bool traced = name.ends_with("+trace");
-      if (traced) name.remove_suffix(std::string_view("+trace").size());
-      const bool ours = name.starts_with("switchboard-");
-      const bool loop = name.starts_with("echo-");
-      const std::string_view mechanism = ours ? name.substr(12) : loop ? name.substr(5) : std::string_view();
+      const bool traced = name.ends_with(trace_suffix);
+      if (traced) name.remove_suffix(trace_suffix.size());
+      const bool loop = name.starts_with(loop_prefix);
+      std::string_view mechanism;
+      if (name.starts_with(ours)) mechanism = name.substr(ours.size());
+      if (loop) mechanism = name.substr(loop_prefix.size());
       look l;
       if (auto known = by_mechanism.find(mechanism); known != by_mechanism.end()) {
         l.colour = known->second;
@@ -619,7 +621,7 @@ std::string svg_chart(const std::vector<row>& rows) {
                   "measured. Where select's line bends down, its O(n) scan of every descriptor starts to cost.",
                   "connections (log scale)", true,
                   sweep(rows, [](const scenario& s) {
-                    return s.idle == 0 ? std::optional<double>(s.connections) : std::nullopt;
+                    return s.idle == 0 && s.connections > 0 ? std::optional<double>(s.connections) : std::nullopt;
                   }),
                   width, style)});
   add({line_panel("An idle crowd: 50 active connections beside idle ones",
