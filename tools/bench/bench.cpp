@@ -20,6 +20,7 @@
 
 #include "../process.hpp"
 #include "bench_core.hpp"
+#include "plot.hpp"
 
 namespace switchboard::tools::bench {
 namespace {

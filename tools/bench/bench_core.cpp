@@ -225,7 +225,9 @@ void add_options(CLI::App& cmd, raw_options& raw) {
   cmd.add_flag("--traced", raw.traced,
                "also each backend's server with --trace on (switchboard-BACKEND+trace, writing to a scratch "
                "file with no event limit a run reaches): what tracing costs");
-  cmd.add_option("--plot", raw.plot, "write an SVG bar chart of rps per server and scenario");
+  cmd.add_option("--plot", raw.plot,
+                 "write an SVG picture: ratios to the loops with their spread, paced CPU and p99, the connection "
+                 "sweep");
   cmd.add_flag("--quick", raw.quick, "a short version (" + fmt::format("{}", fmt::join(quick_scenarios, ",")) +
                                          ", 1 s, 1 pair) for ./dev run");
 }
@@ -451,12 +453,30 @@ std::optional<double> median(std::vector<double> values) {
   return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
 }
 
-std::optional<double> paired_ratio(const std::vector<double>& a, const std::vector<double>& b) {
+namespace {
+
+// a[i] / b[i] for each pair i where both runs gave a figure.
+std::vector<double> per_pair_ratios(const std::vector<double>& a, const std::vector<double>& b) {
   std::vector<double> ratios;
   for (std::size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
     if (std::isfinite(a[i]) && std::isfinite(b[i]) && b[i] > 0) ratios.push_back(a[i] / b[i]);
   }
-  return median(ratios);
+  return ratios;
+}
+
+void set_ratio(row& r, const std::vector<double>& a, const std::vector<double>& b) {
+  const std::vector<double> ratios = per_pair_ratios(a, b);
+  r.ratio = median(ratios);
+  if (ratios.empty()) return;
+  const auto [lo, hi] = std::minmax_element(ratios.begin(), ratios.end());
+  r.ratio_min = *lo;
+  r.ratio_max = *hi;
+}
+
+}  // namespace
+
+std::optional<double> paired_ratio(const std::vector<double>& a, const std::vector<double>& b) {
+  return median(per_pair_ratios(a, b));
 }
 
 std::vector<row> summarize(const std::vector<cell>& cells, const std::vector<server_spec>& servers) {
@@ -470,13 +490,17 @@ std::vector<row> summarize(const std::vector<cell>& cells, const std::vector<ser
   for (const cell& c : cells) {
     row r{c.server, c.scenario, median(c.rps), median(c.p50_us), median(c.p99_us),
           median(c.cpu_us_per_rt), c.syscalls_per_rt, median(c.bytes_per_conn),
-          median(c.instructions_per_rt), std::nullopt, c.errors, c.note,
+          median(c.instructions_per_rt), std::nullopt, std::nullopt, std::nullopt, c.errors, c.note,
           median(c.generator_cpu), spread_median(c.spread), c.per_worker};
     r.other_cpu = median(c.other_cpu);
     const scenario* s = find_scenario(c.scenario);
     if (s && s->workers > 0) {
       if (const cell* one = find_cell(c.server, one_worker_counterpart(*s))) {
-        r.ratio = s->rate > 0 ? paired_ratio(c.cpu_us_per_rt, one->cpu_us_per_rt) : paired_ratio(c.rps, one->rps);
+        if (s->rate > 0) {
+          set_ratio(r, c.cpu_us_per_rt, one->cpu_us_per_rt);
+        } else {
+          set_ratio(r, c.rps, one->rps);
+        }
       }
       rows.push_back(std::move(r));
       continue;
@@ -487,11 +511,11 @@ std::vector<row> summarize(const std::vector<cell>& cells, const std::vector<ser
       // Memory has an absolute target; a loop with static tables makes a ratio meaningless.
       if (!loop || !s || s->hold) continue;
       if (s->counted_round_trips > 0) {
-        r.ratio = paired_ratio(c.instructions_per_rt, loop->instructions_per_rt);
+        set_ratio(r, c.instructions_per_rt, loop->instructions_per_rt);
       } else if (s->rate > 0) {
-        r.ratio = paired_ratio(c.cpu_us_per_rt, loop->cpu_us_per_rt);
+        set_ratio(r, c.cpu_us_per_rt, loop->cpu_us_per_rt);
       } else {
-        r.ratio = paired_ratio(c.rps, loop->rps);
+        set_ratio(r, c.rps, loop->rps);
       }
       if (s->counted_round_trips == 0) r.p99_ratio = paired_ratio(c.p99_us, loop->p99_us);
     }
@@ -654,63 +678,6 @@ std::vector<std::string> judge_targets(const std::vector<row>& rows, std::size_t
   }
   judge_worker_targets(rows, cpus, out);
   return out;
-}
-
-std::string svg_chart(const std::vector<row>& rows) {
-  std::vector<std::string> scenarios, servers;
-  auto add_unique = [](std::vector<std::string>& v, const std::string& x) {
-    if (std::find(v.begin(), v.end(), x) == v.end()) v.push_back(x);
-  };
-  double top = 0;
-  for (const row& r : rows) {
-    const scenario* s = find_scenario(r.scenario);
-    if (!s || s->hold || s->rate > 0 || !r.rps) continue;
-    add_unique(scenarios, r.scenario);
-    add_unique(servers, r.server);
-    top = std::max(top, *r.rps);
-  }
-  if (top <= 0) top = 1;
-  const std::vector<std::string> colours{"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-                                         "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
-  const int bar = 14, gap = 24, left = 70, plot_h = 300, top_margin = 30;
-  const int group = static_cast<int>(servers.size()) * bar + gap;
-  const int width = left + static_cast<int>(scenarios.size()) * group + 200;
-  const int height = top_margin + plot_h + 60;
-  std::string svg = fmt::format(
-      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" "
-      "font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-      "<text x=\"{}\" y=\"18\" font-size=\"14\">Round trips per second, per server and scenario</text>\n",
-      width, height, left);
-  const int base = top_margin + plot_h;
-  for (int tick = 0; tick <= 4; ++tick) {
-    const double value = top * tick / 4;
-    const int y = base - plot_h * tick / 4;
-    svg += fmt::format("<line x1=\"{}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"#ddd\"/>\n", left, y,
-                       width - 200, y);
-    svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{:.0f}</text>\n", left - 4, y + 4, value);
-  }
-  for (std::size_t g = 0; g < scenarios.size(); ++g) {
-    const int x0 = left + static_cast<int>(g) * group + gap / 2;
-    for (std::size_t i = 0; i < servers.size(); ++i) {
-      const row* r = find_row(rows, servers[i], scenarios[g]);
-      if (!r || !r->rps) continue;
-      const int h = static_cast<int>(std::lround(*r->rps / top * plot_h));
-      svg += fmt::format(
-          "<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\"><title>{} {}: {:.0f} rps</title></rect>\n",
-          x0 + static_cast<int>(i) * bar, base - h, bar - 2, h, colours[i % colours.size()], servers[i],
-          scenarios[g], *r->rps);
-    }
-    svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
-                       x0 + static_cast<int>(servers.size()) * bar / 2, base + 16, scenarios[g]);
-  }
-  for (std::size_t i = 0; i < servers.size(); ++i) {
-    const int y = top_margin + static_cast<int>(i) * 18;
-    svg += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{}\"/>\n", width - 190, y,
-                       colours[i % colours.size()]);
-    svg += fmt::format("<text x=\"{}\" y=\"{}\">{}</text>\n", width - 172, y + 10, servers[i]);
-  }
-  svg += "</svg>\n";
-  return svg;
 }
 
 }  // namespace switchboard::tools::bench

@@ -1,7 +1,7 @@
 // The benchmark driver's pure logic: the scenario catalogue, the options,
 // reading the load generator's and the counters' output, how busy the machine
-// was, medians and ratios, the targets, the table and the SVG plot. No processes here, so
-// the unit tests cover all of it.
+// was, medians and ratios, the targets and the table (the picture is
+// plot.hpp's). No processes here, so the unit tests cover all of it.
 #pragma once
 
 #include <cstddef>
@@ -195,6 +195,7 @@ struct row {
   std::string scenario;
   std::optional<double> rps, p50_us, p99_us, cpu_us_per_rt, syscalls_per_rt, bytes_per_conn, instructions_per_rt;
   std::optional<double> ratio;  // to the hand-written loop of the same mechanism, or to one worker
+  std::optional<double> ratio_min, ratio_max;  // the lowest and highest pair's; ratio is their median
   std::uint64_t errors = 0;
   std::string note;
   std::optional<double> generator_cpu, spread;
@@ -203,7 +204,8 @@ struct row {
   std::optional<double> p99_ratio{};  // median per-pair p99 against the loop of the same mechanism
 };
 
-// Medians per cell and the ratio of switchboard-X to echo-X: in rps, in CPU
+// Medians per cell and the ratio of switchboard-X to echo-X (the median of
+// the per-pair ratios, with the lowest and the highest of them): in rps, in CPU
 // per round trip for a paced scenario, in instructions per round trip for a
 // counted one (none for memory); beside it p99 against the loop's where both
 // carry traffic. A scenario with N > 1 workers: the ratio to
@@ -223,9 +225,5 @@ std::optional<std::string> busy_machine_line(const std::vector<cell>& cells);
 // decides which worker targets this machine can judge (0: none of those
 // that need cores), and says "target not judged: ..." for the others.
 std::vector<std::string> judge_targets(const std::vector<row>& rows, std::size_t cpus = 0);
-
-// A grouped bar chart: rps per server for each scenario that has an rps
-// figure and is not paced.
-std::string svg_chart(const std::vector<row>& rows);
 
 }  // namespace switchboard::tools::bench

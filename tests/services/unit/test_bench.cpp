@@ -1,5 +1,6 @@
 // The benchmark driver's pure logic: options, the figures it reads from the
-// load generator and the counters, medians and ratios, targets, table, plot.
+// load generator and the counters, medians and ratios, targets, table
+// (the picture: test_bench_plot.cpp).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -276,8 +277,11 @@ TEST_CASE("bench table: medians, ratios to the same mechanism's loop, n/a where 
   REQUIRE(rows.size() == 9);
   CHECK(rows[0].rps == std::optional<double>(95));
   CHECK(rows[0].ratio == Approx(0.95));
+  CHECK(rows[0].ratio_min == Approx(0.9));  // the pairs' 0.9, 1 and 0.95
+  CHECK(rows[0].ratio_max == Approx(1.0));
   CHECK_FALSE(rows[1].ratio);                  // the loop itself
   CHECK(rows[3].ratio == Approx(10.0 / 9.0));  // paced: CPU per round trip
+  CHECK(rows[3].ratio_max == Approx(10.0 / 8.0));
   CHECK_FALSE(rows[5].ratio);                  // no echo-uring figures
   CHECK(rows[6].bytes_per_conn == std::optional<double>(1600));
   CHECK(rows[7].instructions_per_rt == std::optional<double>(5150));
@@ -372,17 +376,6 @@ TEST_CASE("bench judges issue 14's targets: paced CPU and p99 against the loop, 
   CHECK(has_line(lines, "target MISSED: switchboard-uring p99 at the paced rate is 2.00x echo-uring (target <= 1.5x)"));
   CHECK(has_line(lines, "target MISSED: switchboard-uring runs 451 user-space instructions per round trip "
                         "(target <= 450)"));
-}
-
-TEST_CASE("bench plot: one bar per server and unpaced scenario, a legend entry per server", "[bench]") {
-  const auto rows = summarize(sample_cells(), servers_for({"epoll", "uring"}, true));
-  const std::string svg = svg_chart(rows);
-  CHECK(svg.rfind("<svg xmlns=\"http://www.w3.org/2000/svg\"", 0) == 0);
-  CHECK(svg.find("</svg>") != std::string::npos);
-  CHECK(count(svg, "<title>") == 4);  // 500x64 for four servers; paced and memory not plotted
-  CHECK(svg.find("switchboard-uring 500x64: 120 rps") != std::string::npos);
-  CHECK(count(svg, "width=\"10\" height=\"10\"") == 4);
-  CHECK(svg.find(">paced<") == std::string::npos);
 }
 
 TEST_CASE("bench worker scenarios: groups, switchboard only, the one-worker counterpart", "[bench]") {
