@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -27,9 +29,11 @@ std::vector<std::string> row_columns(const std::string& table, const std::string
 }
 }  // namespace
 
-TEST_CASE("bench --quick on one backend and scenario prints the table and exits 0", "[cli][bench]") {
+TEST_CASE("bench --quick on one backend and two scenarios prints the table and a picture and exits 0", "[cli][bench]") {
+  temp_dir dir;
+  const std::string plot = dir.path() + "/bench.svg";
   auto r = run_command({program(), "bench", "--quick", "--seconds", "1", "--backends", "epoll",
-                        "--scenarios", "50x64"},
+                        "--scenarios", "50x64,500x64", "--plot", plot},
                        60s);
   INFO(r.err);
   REQUIRE(r.status == 0);
@@ -43,6 +47,13 @@ TEST_CASE("bench --quick on one backend and scenario prints the table and exits 
   CHECK(r.out.find("other %") != std::string::npos);
   REQUIRE(row.size() > 10);
   CHECK(std::isdigit(static_cast<unsigned char>(row[10][0])));
+  // The picture: two scenarios make a line of the connection sweep, named
+  // after its server (the panels are tested in services_unit).
+  std::ifstream drawn(plot);
+  const std::string svg{std::istreambuf_iterator<char>(drawn), {}};
+  CHECK(svg.find("<svg ") != std::string::npos);
+  CHECK(svg.find(">Connection sweep: ") != std::string::npos);
+  CHECK(svg.find(">switchboard-epoll<") != std::string::npos);
 }
 
 TEST_CASE("bench rejects an unknown scenario with status 2", "[cli][bench]") {
