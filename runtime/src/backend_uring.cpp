@@ -68,6 +68,9 @@ class uring_backend final : public backend {
       if (res == 0) {
         flags_ = flags;
         skip_cancel_cqes_ = (params.features & IORING_FEAT_CQE_SKIP) != 0;
+        // Every wait enters the kernel; a registered ring fd spares each
+        // enter the file table lookup (5.18+; older kernels keep the fd).
+        ring_fd_registered_ = io_uring_register_ring_fd(&ring_) == 1;
         setup_buffer_ring();
         return;
       }
@@ -145,8 +148,9 @@ class uring_backend final : public backend {
     std::string flags;
     if (flags_ & IORING_SETUP_SINGLE_ISSUER) flags += " SINGLE_ISSUER";
     if (flags_ & IORING_SETUP_DEFER_TASKRUN) flags += " DEFER_TASKRUN";
-    return fmt::format("io_uring, sq {} cq {}, flags{}", ring_.sq.ring_entries,
-                       ring_.cq.ring_entries, flags.empty() ? " none" : flags);
+    return fmt::format("io_uring, sq {} cq {}, flags{}{}", ring_.sq.ring_entries,
+                       ring_.cq.ring_entries, flags.empty() ? " none" : flags,
+                       ring_fd_registered_ ? ", ring fd registered" : "");
   }
 
  private:
@@ -525,6 +529,7 @@ class uring_backend final : public backend {
   io_uring ring_{};
   unsigned flags_ = 0;
   bool skip_cancel_cqes_ = false;
+  bool ring_fd_registered_ = false;
   std::vector<waiter_list> in_flight_by_fd_;
   starved_receives starved_;
   std::vector<completion> taken_;     // out of the CQ, not handled yet
