@@ -43,12 +43,13 @@ constexpr unsigned completion_entries = 4 * submission_entries;
 // loop's pool (16 MiB of address space), fewer when the pool's limit is
 // lower, since the ring's size must be a power of two.
 constexpr unsigned max_buffer_ring_entries = 1024;
-// How many chunks are lent at first. The kernel takes chunks in ring order
-// and a used one goes back at the end, so every lent chunk is written in
-// turn: lending all 1,024 at once had the kernel fault in a fresh page on
-// each of the first 1,024 receives and then cycle through 16 MiB. A few
-// chunks stay hot instead; the target doubles whenever a receive finds the
-// ring empty.
+// How many chunks the ring offers at first, topped up before every wait.
+// The kernel takes chunks in ring order and a used one goes back at the
+// end, so every chunk offered is written in turn: offering all 1,024 had
+// the kernel fault in a fresh page on each of the first 1,024 receives and
+// then cycle through 16 MiB. A few chunks stay hot instead; the target
+// doubles whenever a receive finds the ring empty (more completions in one
+// wait than it offers).
 constexpr unsigned initial_lend_target = 64;
 constexpr std::uint16_t buffer_group = 0;
 
