@@ -39,11 +39,18 @@ namespace {
 constexpr unsigned submission_entries = 4096;
 constexpr unsigned completion_entries = 4 * submission_entries;
 
-// The provided buffer ring for receive(): up to 1024 chunks of the loop's
-// pool lent to the kernel at a time (16 MiB of address space; pages become
-// resident only once the kernel writes them), fewer when the pool's limit is
+// The provided buffer ring for receive(): room for up to 1024 chunks of the
+// loop's pool (16 MiB of address space), fewer when the pool's limit is
 // lower, since the ring's size must be a power of two.
 constexpr unsigned max_buffer_ring_entries = 1024;
+// How many chunks the ring offers at first, topped up before every wait.
+// The kernel takes chunks in ring order and a used one goes back at the
+// end, so every chunk offered is written in turn: offering all 1,024 had
+// the kernel fault in a fresh page on each of the first 1,024 receives and
+// then cycle through 16 MiB. A few chunks stay hot instead; the target
+// doubles whenever a receive finds the ring empty (more completions in one
+// wait than it offers).
+constexpr unsigned initial_lend_target = 64;
 constexpr std::uint16_t buffer_group = 0;
 
 // An SQE's length is 32 bits and a CQE's result a signed 32-bit int: one
@@ -68,6 +75,9 @@ class uring_backend final : public backend {
       if (res == 0) {
         flags_ = flags;
         skip_cancel_cqes_ = (params.features & IORING_FEAT_CQE_SKIP) != 0;
+        // Every wait enters the kernel; a registered ring fd spares each
+        // enter the file table lookup (5.18+; older kernels keep the fd).
+        ring_fd_registered_ = io_uring_register_ring_fd(&ring_) == 1;
         setup_buffer_ring();
         return;
       }
@@ -145,8 +155,9 @@ class uring_backend final : public backend {
     std::string flags;
     if (flags_ & IORING_SETUP_SINGLE_ISSUER) flags += " SINGLE_ISSUER";
     if (flags_ & IORING_SETUP_DEFER_TASKRUN) flags += " DEFER_TASKRUN";
-    return fmt::format("io_uring, sq {} cq {}, flags{}", ring_.sq.ring_entries,
-                       ring_.cq.ring_entries, flags.empty() ? " none" : flags);
+    return fmt::format("io_uring, sq {} cq {}, flags{}{}", ring_.sq.ring_entries,
+                       ring_.cq.ring_entries, flags.empty() ? " none" : flags,
+                       ring_fd_registered_ ? ", ring fd registered" : "");
   }
 
  private:
@@ -244,6 +255,7 @@ class uring_backend final : public backend {
   void setup_buffer_ring() {
     buffer_ring_entries_ = max_buffer_ring_entries;
     while (buffer_ring_entries_ > loop_.buffers.limit()) buffer_ring_entries_ /= 2;
+    lend_target_ = std::min(initial_lend_target, buffer_ring_entries_);
     const std::size_t bytes = buffer_ring_entries_ * sizeof(io_uring_buf);
     void* memory = nullptr;
     if (::posix_memalign(&memory, 4096, bytes) != 0) return;
@@ -262,13 +274,13 @@ class uring_backend final : public backend {
     refill_buffer_ring();
   }
 
-  // Keeps the ring full from the pool: chunks the kernel filled go to the
+  // Keeps lend_target_ chunks in the ring, from the pool: chunks the kernel filled go to the
   // program, which gives them back to the pool, so the pool's limit bounds
   // receive memory here as on the readiness backends.
   void refill_buffer_ring() {
     if (!buffer_ring_) return;
     unsigned added = 0;
-    while (in_ring_ + added < buffer_ring_entries_ && loop_.buffers.can_lend()) {
+    while (in_ring_ + added < lend_target_ && loop_.buffers.can_lend()) {
       const std::uint16_t id = loop_.buffers.acquire();
       io_uring_buf_ring_add(buffer_ring_, loop_.buffers.data(id), buffer_pool::chunk_size, id,
                             io_uring_buf_ring_mask(buffer_ring_entries_), static_cast<int>(added));
@@ -487,6 +499,7 @@ class uring_backend final : public backend {
       return;
     }
     if (res == -ENOBUFS && op.runtime_buffer) {
+      lend_target_ = std::min(2 * lend_target_, buffer_ring_entries_);
       starve(op);
       return;
     }
@@ -525,6 +538,7 @@ class uring_backend final : public backend {
   io_uring ring_{};
   unsigned flags_ = 0;
   bool skip_cancel_cqes_ = false;
+  bool ring_fd_registered_ = false;
   std::vector<waiter_list> in_flight_by_fd_;
   starved_receives starved_;
   std::vector<completion> taken_;     // out of the CQ, not handled yet
@@ -533,6 +547,7 @@ class uring_backend final : public backend {
   std::size_t pipe_capacity_ = 64 * 1024;
   io_uring_buf_ring* buffer_ring_ = nullptr;
   unsigned buffer_ring_entries_ = 0;
+  unsigned lend_target_ = 0;  // chunks to keep in the ring, at most its entries
   unsigned in_ring_ = 0;  // chunks lent to the kernel and not yet used
 };
 

@@ -270,6 +270,38 @@ TEST_CASE("a full receive pool makes receives wait, then serves every one", "[co
   }(), 20s, runtime_options{.receive_buffers = buffers});
 }
 
+TEST_CASE("more receives finding bytes at once than io_uring's buffer ring offers are all served",
+          "[contract][starved]") {
+  // io_uring's buffer ring offers the kernel 64 chunks at first: 200
+  // receives that find their bytes in one submission empty it, and those
+  // that found it empty are served from the pool's further chunks.
+  run_async([]() -> task<void> {
+    const int receivers_count = 200;
+    std::vector<connected_pair> pairs;
+    for (int i = 0; i < receivers_count; ++i) {
+      pairs.push_back(co_await make_pair());
+      auto sent = co_await pairs.back().client.write_all(std::to_string(i));
+      REQUIRE(sent);
+    }
+    std::vector<buffer> held;
+    int served = 0;
+    task_group receivers;
+    for (int i = 0; i < receivers_count; ++i) {
+      receivers.spawn([](stream& s, int i, std::vector<buffer>& held, int& served) -> task<void> {
+        auto got = co_await s.receive();
+        REQUIRE(got);
+        CHECK(std::string(reinterpret_cast<const char*>(got->bytes().data()), got->size()) ==
+              std::to_string(i));
+        ++served;
+        held.push_back(std::move(*got));
+      }(pairs[i].server, i, held, served));
+    }
+    co_await receivers.join();
+    CHECK(served == receivers_count);
+    CHECK(held.size() == static_cast<std::size_t>(receivers_count));
+  }(), 20s);
+}
+
 TEST_CASE("a close queued behind a read in the same turn never hands the read a new connection's bytes",
           "[contract][reuse]") {
   // On io_uring a queued SQE names its descriptor by number until it is
