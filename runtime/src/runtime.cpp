@@ -25,10 +25,6 @@ thread_local runtime* this_thread_runtime = nullptr;
 // Synchronous completions a coroutine may chain before it must yield.
 constexpr int completion_budget = 64;
 
-void resume_waiter(ready_node& node) {
-  static_cast<operation&>(node).waiter.resume();
-}
-
 // A sleep completes at its deadline; any other operation is cancelled by it.
 void on_deadline(timer_node& timer) {
   auto& op = static_cast<operation&>(timer);
@@ -47,7 +43,7 @@ loop_state* current_loop() noexcept { return this_thread_loop; }
 bool start(operation& op, std::coroutine_handle<> waiter, cancel_scope* scope) {
   assert(this_thread_loop && "an operation started outside runtime::run");
   loop_state& loop = *this_thread_loop;
-  op.waiter = waiter;
+  op.coroutine = waiter;
   op.cancel_errno = 0;
 
   int res;
@@ -73,8 +69,7 @@ bool start(operation& op, std::coroutine_handle<> waiter, cancel_scope* scope) {
       return false;
     }
     if (loop.trace) loop.trace->op_started(op, res, true);
-    op.run = resume_waiter;  // out of budget: finish through the queue, behind the others
-    loop.post(op);
+    loop.post(op);  // out of budget: finish through the queue, behind the others
     return true;
   }
 
@@ -106,7 +101,6 @@ void loop_state::complete(operation& op, int res) noexcept {
   if (trace) trace->op_completed(op, res);
   if (op.armed()) timers.remove(op);
   if (op.scope) op.scope->detach(op);
-  op.run = resume_waiter;
   post(op);
 }
 
@@ -206,10 +200,7 @@ struct group_member {
   struct promise_type : promise_base, ready_node {
     promise_type(task_group& group, task<void>&, std::string&) : own_scope(&group.scope()) {
       scope = &own_scope;
-      run = [](ready_node& node) {
-        auto& self = static_cast<promise_type&>(node);
-        std::coroutine_handle<promise_type>::from_promise(self).resume();
-      };
+      coroutine = std::coroutine_handle<promise_type>::from_promise(*this);
     }
     group_member get_return_object() noexcept { return {this}; }
     std::suspend_never final_suspend() const noexcept { return {}; }
@@ -438,7 +429,7 @@ void runtime::turn() {
   detail::ready_queue batch = loop_.ready.take_all();
   while (detail::ready_node* node = batch.pop()) {
     loop_.budget = detail::completion_budget;
-    node->run(*node);
+    node->coroutine.resume();
   }
   if (stop_ && *stop_) return;  // the main task just ended: do not wait for I/O
   wait_for_io();
@@ -465,7 +456,7 @@ void runtime::traced_turn() {
     // The limit may stop the trace in the middle of the turn.
     detail::tracer* traced = loop_.trace;
     if (traced) traced->before_run(*node);
-    node->run(*node);
+    node->coroutine.resume();
     if (traced && loop_.trace) traced->after_run();
   }
   if (!(stop_ && *stop_)) wait_for_io();  // unless the main task just ended
