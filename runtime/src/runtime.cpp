@@ -11,6 +11,7 @@
 #include <fmt/core.h>
 
 #include "backend.hpp"
+#include "readiness.hpp"
 #include "trace.hpp"
 #include "switchboard/time.hpp"
 
@@ -24,6 +25,11 @@ thread_local runtime* this_thread_runtime = nullptr;
 
 // Synchronous completions a coroutine may chain before it must yield.
 constexpr int completion_budget = 64;
+
+// A bit per op_code that moves `size` bytes.
+constexpr unsigned transfers = 1u << static_cast<int>(op_code::recv) |
+                               1u << static_cast<int>(op_code::send) |
+                               1u << static_cast<int>(op_code::sendfile);
 
 // A sleep completes at its deadline; any other operation is cancelled by it.
 void on_deadline(timer_node& timer) {
@@ -53,12 +59,12 @@ bool start(operation& op, std::coroutine_handle<> waiter, cancel_scope* scope) {
     res = (op.owner && static_cast<event*>(op.owner)->is_set()) ? 0 : -EAGAIN;
   } else if (op.fd < 0) {
     res = -EBADF;  // a default, closed or moved-from stream: no backend sees the number
-  } else if ((op.code == op_code::recv || op.code == op_code::send ||
-              op.code == op_code::sendfile) &&
-             op.size == 0) {
+  } else if ((transfers >> static_cast<int>(op.code)) & 1u && op.size == 0) {
     res = 0;  // a zero-length transfer completes at once on every backend
+  } else if (readiness_table* table = loop.io->readiness) {
+    res = table->try_now(op);
   } else {
-    res = loop.io->try_now(op);
+    res = -EAGAIN;  // io_uring: the kernel performs it
   }
 
   if (res != -EAGAIN) {
