@@ -81,12 +81,18 @@ bool start(operation& op, std::coroutine_handle<> waiter, cancel_scope* scope) {
 
   op.in_flight = true;
   if (loop.trace) loop.trace->op_started(op, -EAGAIN, false);
-  op.scope = scope;
-  if (scope) scope->attach(op);
-  if (op.has_timeout) op.limit_by(clock::now() + op.timeout);
+  if (scope) {
+    scope->attach(op);
+  } else {
+    op.scope = nullptr;
+  }
   if (op.has_deadline) {
+    if (op.has_timeout) op.limit_by(clock::now() + op.timeout);
     op.fire = on_deadline;
     loop.timers.push(op);
+  } else if (op.has_timeout) {
+    op.fire = on_deadline;
+    loop.timers.push_after(op, op.timeout);  // no clock read of its own
   }
   if (op.code == op_code::wait) {
     assert((op.owner || op.has_deadline) && "a wait with neither event nor deadline never ends");
@@ -124,6 +130,7 @@ void loop_state::cancel(operation& op, int why) noexcept {
 }
 
 timer_node* timer_heap::top() const noexcept {
+  assert(unstamped_ == 0 && "a timer armed by push_after has no deadline before stamp()");
   timer_node* earliest = heap_.empty() ? nullptr : heap_.front();
   for (timer_node* node : staged_) {
     if (!earliest || node->when < earliest->when) earliest = node;
@@ -136,17 +143,35 @@ void timer_heap::push(timer_node& node) {
   staged_.push_back(&node);
 }
 
+void timer_heap::push_after(timer_node& node, clock::duration delay) {
+  node.when = clock::time_point(delay);
+  node.heap_index = staged_bit | delay_bit | staged_.size();
+  staged_.push_back(&node);
+  ++unstamped_;
+}
+
+void timer_heap::stamp(clock::time_point now) noexcept {
+  if (unstamped_ == 0) return;
+  for (timer_node* node : staged_) {
+    if (!(node->heap_index & delay_bit)) continue;
+    node->when = now + node->when.time_since_epoch();
+    node->heap_index &= ~delay_bit;
+  }
+  unstamped_ = 0;
+}
+
 void timer_heap::remove(timer_node& node) noexcept {
   std::size_t index = node.heap_index;
   node.heap_index = timer_node::not_armed;
   if (index & staged_bit) {
-    index &= ~staged_bit;
+    if (index & delay_bit) --unstamped_;
+    index &= ~(staged_bit | delay_bit);
     assert(index < staged_.size() && staged_[index] == &node);
     timer_node* last = staged_.back();
     staged_.pop_back();
     if (last == &node) return;
     staged_[index] = last;
-    last->heap_index = staged_bit | index;
+    last->heap_index = (last->heap_index & delay_bit) | staged_bit | index;
     return;
   }
   assert(index < heap_.size() && heap_[index] == &node);
@@ -168,6 +193,7 @@ void timer_heap::promote_staged() {
 }
 
 timer_node* timer_heap::pop_expired(clock::time_point now) {
+  stamp(now);
   promote_staged();
   if (heap_.empty() || heap_.front()->when > now) return nullptr;
   timer_node* earliest = heap_.front();
@@ -268,24 +294,6 @@ void cancel_scope::cancel(std::errc why) noexcept {
   for (cancel_scope* child = first_child_; child; child = child->next_sibling_) {
     child->cancel(why);
   }
-}
-
-void cancel_scope::attach(detail::operation& op) noexcept {
-  op.scope_prev = nullptr;
-  op.scope_next = first_op_;
-  if (first_op_) first_op_->scope_prev = &op;
-  first_op_ = &op;
-}
-
-void cancel_scope::detach(detail::operation& op) noexcept {
-  if (op.scope_prev) {
-    op.scope_prev->scope_next = op.scope_next;
-  } else {
-    first_op_ = op.scope_next;
-  }
-  if (op.scope_next) op.scope_next->scope_prev = op.scope_prev;
-  op.scope_prev = op.scope_next = nullptr;
-  op.scope = nullptr;
 }
 
 // deadline_scope --------------------------------------------------------------
@@ -473,8 +481,10 @@ void runtime::wait_for_io() {
   std::optional<std::chrono::nanoseconds> timeout;
   if (!loop_.ready.empty()) {
     timeout = std::chrono::nanoseconds::zero();
-  } else if (const detail::timer_node* next = loop_.timers.top()) {
-    timeout = std::max(std::chrono::nanoseconds::zero(), next->when - clock::now());
+  } else if (!loop_.timers.empty()) {
+    const auto now = clock::now();
+    loop_.timers.stamp(now);
+    timeout = std::max(std::chrono::nanoseconds::zero(), loop_.timers.top()->when - now);
   } else if (loop_.in_flight == 0) {
     return;  // nothing to wait for
   }
