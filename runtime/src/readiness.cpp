@@ -4,17 +4,6 @@
 
 namespace switchboard::detail {
 
-int readiness_table::attempt_with_hint(entry& e, operation& op, int dir) {
-  const int res = attempt(op, loop_.buffers);
-  if (res == -EAGAIN) {
-    e.may_be_ready[dir] = false;
-  } else if (op.code == op_code::recv && !op.transfer_all && !e.hung_up && res > 0 &&
-             static_cast<std::size_t>(res) < op.size) {
-    e.may_be_ready[dir] = false;
-  }
-  return res;
-}
-
 bool readiness_table::park(entry& e, operation& op) {
   if (op.runtime_buffer && !loop_.buffers.can_lend()) {
     starved_.add(op);

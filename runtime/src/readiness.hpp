@@ -75,7 +75,18 @@ class readiness_table {
   void feed_starved(backend& owner);
 
  private:
-  int attempt_with_hint(entry& e, operation& op, int dir);
+  // attempt(), and the hint for `dir` cleared when it answered EAGAIN or a
+  // stream read came back short. Inline: it runs once or twice per operation.
+  int attempt_with_hint(entry& e, operation& op, int dir) {
+    const int res = attempt(op, loop_.buffers);
+    if (res == -EAGAIN) {
+      e.may_be_ready[dir] = false;
+    } else if (op.code == op_code::recv && !op.transfer_all && !e.hung_up && res > 0 &&
+               static_cast<std::size_t>(res) < op.size) {
+      e.may_be_ready[dir] = false;
+    }
+    return res;
+  }
   void retry_parked(entry& e, int dir);
   loop_state& loop_;
   std::vector<entry> entries_;
