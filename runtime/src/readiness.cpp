@@ -4,15 +4,6 @@
 
 namespace switchboard::detail {
 
-bool readiness_table::park(entry& e, operation& op) {
-  if (op.runtime_buffer && !loop_.buffers.can_lend()) {
-    starved_.add(op);
-    return false;
-  }
-  e.parked[static_cast<int>(op.wants())].push_back(op);
-  return true;
-}
-
 void readiness_table::cancel(operation& op) {
   if (starved_receives::holds(op)) {
     starved_.complete(op, -ECANCELED);

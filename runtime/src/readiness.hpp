@@ -54,7 +54,14 @@ class readiness_table {
   // Appends `op` to the FIFO of `e` (its fd's entry) for its direction;
   // false when it joined the starved receives instead (no buffer can be
   // lent now): then there is nothing to watch for it.
-  bool park(entry& e, operation& op);
+  bool park(entry& e, operation& op) {
+    if (op.runtime_buffer && !loop_.buffers.can_lend()) {
+      starved_.add(op);
+      return false;
+    }
+    e.parked[static_cast<int>(op.wants())].push_back(op);
+    return true;
+  }
   // Takes `op` off its FIFO (or the starved list) and completes it with -ECANCELED.
   void cancel(operation& op);
   // `fd` is ready in `dir`: retries the parked ops in order, completing each
