@@ -89,7 +89,8 @@ struct operation : ready_node, timer_node {
   int pipe_fds[2] = {-1, -1}; // sendfile on io_uring: the pipe the bytes pass through
   std::size_t in_pipe = 0;    // ... and how many of them are in it now
 
-  // Set by start() or at completion before anything reads them.
+  // Written before anything reads them: by start(), by the list that takes
+  // the operation in, at completion, or (timeout) by limit_for.
   int res;                    // >= 0, or -errno, like a CQE's res
   int cancel_errno;           // ECANCELED or ETIMEDOUT once cancellation was asked for
   cancel_scope* scope;        // in_flight: the scope whose list it is in, or null
