@@ -87,8 +87,7 @@ int attempt_connect(operation& op) {
 }
 
 // Borrows a chunk only for the syscall and keeps it only when bytes came.
-int receive_into_pool(operation& op) {
-  buffer_pool& pool = current_loop()->buffers;
+int receive_into_pool(operation& op, buffer_pool& pool) {
   const std::uint16_t id = pool.acquire();
   if (id == buffer_pool::no_chunk) return -ENOBUFS;
   for (;;) {
@@ -104,9 +103,9 @@ int receive_into_pool(operation& op) {
   }
 }
 
-}  // namespace
-
-int attempt(operation& op) noexcept {
+// The calls other than recv and send, kept out of attempt() so that the
+// common ones pay for none of their registers and state.
+[[gnu::noinline]] int attempt_rarer(operation& op) noexcept {
   switch (op.code) {
     case op_code::accept:
       for (;;) {
@@ -116,15 +115,6 @@ int attempt(operation& op) noexcept {
         if (errno == EINTR) continue;
         return would_block(errno) ? -EAGAIN : -errno;
       }
-    case op_code::recv:
-      if (op.runtime_buffer) return receive_into_pool(op);
-      return transfer(op, [&](std::size_t done, std::size_t n) {
-        return ::recv(op.fd, static_cast<char*>(op.data) + done, n, op.flags);
-      });
-    case op_code::send:
-      return transfer(op, [&](std::size_t done, std::size_t n) {
-        return ::send(op.fd, static_cast<char*>(op.data) + done, n, op.flags | MSG_NOSIGNAL);
-      });
     case op_code::connect:
       return attempt_connect(op);
     case op_code::recvmsg:
@@ -153,10 +143,30 @@ int attempt(operation& op) noexcept {
         if (sent > 0) op.offset = offset;
         return sent;
       });
+    case op_code::recv:
+    case op_code::send:
     case op_code::wait:
       break;
   }
   return -EINVAL;
+}
+
+}  // namespace
+
+int attempt(operation& op, buffer_pool& buffers) noexcept {
+  switch (op.code) {
+    case op_code::recv:
+      if (op.runtime_buffer) return receive_into_pool(op, buffers);
+      return transfer(op, [&](std::size_t done, std::size_t n) {
+        return ::recv(op.fd, static_cast<char*>(op.data) + done, n, op.flags);
+      });
+    case op_code::send:
+      return transfer(op, [&](std::size_t done, std::size_t n) {
+        return ::send(op.fd, static_cast<char*>(op.data) + done, n, op.flags | MSG_NOSIGNAL);
+      });
+    default:
+      return attempt_rarer(op);
+  }
 }
 
 }  // namespace switchboard::detail

@@ -40,15 +40,20 @@
 
 namespace switchboard::detail {
 
+class readiness_table;
+
 class backend {
  public:
+  // `readiness`: the table through which start() tries an operation at once
+  // (readiness_table::try_now, readiness.hpp), without a virtual call; the
+  // readiness backends (select, epoll) pass theirs. io_uring passes none:
+  // the kernel performs every operation, so each is submitted untried.
+  explicit backend(readiness_table* readiness = nullptr) noexcept : readiness(readiness) {}
   virtual ~backend() = default;
 
-  virtual backend_kind kind() const noexcept = 0;
+  readiness_table* const readiness;
 
-  // Tries `op` at once without blocking: its result (>= 0 or -errno), or
-  // -EAGAIN when it has to wait. Completion backends always answer -EAGAIN.
-  virtual int try_now(operation& op) = 0;
+  virtual backend_kind kind() const noexcept = 0;
 
   // Takes `op` in flight; the backend completes it later through the loop.
   virtual void submit(operation& op) = 0;
@@ -78,6 +83,8 @@ std::unique_ptr<backend> make_uring_backend(loop_state& loop);
 // Performs `op`'s system call once on its non-blocking fd: the result, or
 // -EAGAIN when the fd is not ready. With transfer_all, partial transfers are
 // continued and counted in op.done until the whole buffer moved or EAGAIN.
-int attempt(operation& op) noexcept;
+// A receive() borrows its chunk from `buffers`.
+int attempt(operation& op, buffer_pool& buffers) noexcept;
+inline int attempt(operation& op) noexcept { return attempt(op, current_loop()->buffers); }
 
 }  // namespace switchboard::detail

@@ -26,7 +26,7 @@ constexpr std::uint32_t watched_events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLL
 
 class epoll_backend final : public backend {
  public:
-  explicit epoll_backend(loop_state& loop) : loop_(loop), table_(loop), events_(256) {
+  explicit epoll_backend(loop_state& loop) : backend(&table_), loop_(loop), table_(loop), events_(256) {
     epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
     if (epfd_ < 0) {
       const std::error_code error(errno, std::generic_category());
@@ -36,8 +36,6 @@ class epoll_backend final : public backend {
   ~epoll_backend() override { ::close(epfd_); }
 
   backend_kind kind() const noexcept override { return backend_kind::epoll; }
-
-  int try_now(operation& op) override { return table_.try_now(op); }
 
   void submit(operation& op) override {
     readiness_table::entry& e = table_.at(op.fd);
@@ -55,13 +53,13 @@ class epoll_backend final : public backend {
       }
     }
     if (e.always_ready) {
-      const int res = attempt(op);
+      const int res = attempt(op, loop_.buffers);
       if (res != -ENOBUFS || !op.runtime_buffer) {
         loop_.complete(op, res);
         return;
       }
     }
-    table_.park(op);
+    table_.park(e, op);
   }
 
   void cancel(operation& op) override { table_.cancel(op); }

@@ -59,14 +59,12 @@ class fd_bits {
 
 class select_backend final : public backend {
  public:
-  explicit select_backend(loop_state& loop) : loop_(loop), table_(loop) {}
+  explicit select_backend(loop_state& loop) : backend(&table_), loop_(loop), table_(loop) {}
 
   backend_kind kind() const noexcept override { return backend_kind::select; }
 
-  int try_now(operation& op) override { return table_.try_now(op); }
-
   void submit(operation& op) override {
-    if (!table_.park(op)) return;
+    if (!table_.park(table_.at(op.fd), op)) return;
     watch_[static_cast<int>(op.wants())].set(op.fd);
     highest_fd_ = std::max(highest_fd_, op.fd);
   }

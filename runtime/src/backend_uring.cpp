@@ -97,8 +97,6 @@ class uring_backend final : public backend {
 
   backend_kind kind() const noexcept override { return backend_kind::uring; }
 
-  int try_now(operation&) override { return -EAGAIN; }
-
   void submit(operation& op) override {
     track(op);
     prepare(op);

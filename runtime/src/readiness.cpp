@@ -4,37 +4,6 @@
 
 namespace switchboard::detail {
 
-int readiness_table::attempt_with_hint(entry& e, operation& op) {
-  const int dir = static_cast<int>(op.wants());
-  const int res = attempt(op);
-  if (res == -EAGAIN) {
-    e.may_be_ready[dir] = false;
-  } else if (op.code == op_code::recv && !op.transfer_all && !e.hung_up && res > 0 &&
-             static_cast<std::size_t>(res) < op.size) {
-    e.may_be_ready[dir] = false;
-  }
-  return res;
-}
-
-int readiness_table::try_now(operation& op) {
-  entry& e = at(op.fd);
-  const int dir = static_cast<int>(op.wants());
-  // Ops parked earlier on this fd go first; a hint of "not ready" saves the syscall.
-  if (!e.parked[dir].empty() || !(e.may_be_ready[dir] || e.always_ready)) return -EAGAIN;
-  const int res = attempt_with_hint(e, op);
-  // No buffer to lend: the receive waits for one (park() starves it).
-  return res == -ENOBUFS && op.runtime_buffer ? -EAGAIN : res;
-}
-
-bool readiness_table::park(operation& op) {
-  if (op.runtime_buffer && !loop_.buffers.can_lend()) {
-    starved_.add(op);
-    return false;
-  }
-  at(op.fd).parked[static_cast<int>(op.wants())].push_back(op);
-  return true;
-}
-
 void readiness_table::cancel(operation& op) {
   if (starved_receives::holds(op)) {
     starved_.complete(op, -ECANCELED);
@@ -44,12 +13,10 @@ void readiness_table::cancel(operation& op) {
   loop_.complete(op, -ECANCELED);
 }
 
-void readiness_table::ready(int fd, direction dir) {
-  entry& e = at(fd);
-  waiter_list& parked = e.parked[static_cast<int>(dir)];
-  e.may_be_ready[static_cast<int>(dir)] = true;
+void readiness_table::retry_parked(entry& e, int dir) {
+  waiter_list& parked = e.parked[dir];
   while (operation* op = parked.front()) {
-    const int res = attempt_with_hint(e, *op);
+    const int res = attempt_with_hint(e, *op, dir);
     if (res == -EAGAIN) return;
     parked.remove(*op);
     if (res == -ENOBUFS && op->runtime_buffer) {

@@ -39,17 +39,39 @@ class readiness_table {
            !entries_[fd].parked[static_cast<int>(dir)].empty();
   }
 
-  // backend::try_now for a readiness backend.
-  int try_now(operation& op);
-  // Appends `op` to its fd's FIFO for its direction; false when it joined
-  // the starved receives instead (no buffer can be lent now): then there is
-  // nothing to watch for it.
-  bool park(operation& op);
+  // Tries `op` at once without blocking (start() calls it, inlined, for
+  // every operation): its result (>= 0 or -errno), or -EAGAIN when it has
+  // to wait.
+  int try_now(operation& op) {
+    entry& e = at(op.fd);
+    const int dir = static_cast<int>(op.wants());
+    // Ops parked earlier on this fd go first; a hint of "not ready" saves the syscall.
+    if (!e.parked[dir].empty() || !(e.may_be_ready[dir] || e.always_ready)) return -EAGAIN;
+    const int res = attempt_with_hint(e, op, dir);
+    // No buffer to lend: the receive waits for one (park() starves it).
+    return res == -ENOBUFS && op.runtime_buffer ? -EAGAIN : res;
+  }
+  // Appends `op` to the FIFO of `e` (its fd's entry) for its direction;
+  // false when it joined the starved receives instead (no buffer can be
+  // lent now): then there is nothing to watch for it.
+  bool park(entry& e, operation& op) {
+    if (op.runtime_buffer && !loop_.buffers.can_lend()) {
+      starved_.add(op);
+      return false;
+    }
+    e.parked[static_cast<int>(op.wants())].push_back(op);
+    return true;
+  }
   // Takes `op` off its FIFO (or the starved list) and completes it with -ECANCELED.
   void cancel(operation& op);
   // `fd` is ready in `dir`: retries the parked ops in order, completing each
-  // that finishes, until one would block.
-  void ready(int fd, direction dir);
+  // that finishes, until one would block. Most wake-ups find no op parked
+  // in one of the directions: that costs a store.
+  void ready(int fd, direction dir) {
+    entry& e = at(fd);
+    e.may_be_ready[static_cast<int>(dir)] = true;
+    if (!e.parked[static_cast<int>(dir)].empty()) retry_parked(e, static_cast<int>(dir));
+  }
   // The backend saw the peer hang up (EPOLLRDHUP, EPOLLHUP or EPOLLERR).
   void hung_up(int fd) { at(fd).hung_up = true; }
   // Completes whatever waits on `fd` with -EBADF and resets its state.
@@ -60,7 +82,19 @@ class readiness_table {
   void feed_starved(backend& owner);
 
  private:
-  int attempt_with_hint(entry& e, operation& op);
+  // attempt(), and the hint for `dir` cleared when it answered EAGAIN or a
+  // stream read came back short. Inline: it runs once or twice per operation.
+  int attempt_with_hint(entry& e, operation& op, int dir) {
+    const int res = attempt(op, loop_.buffers);
+    if (res == -EAGAIN) {
+      e.may_be_ready[dir] = false;
+    } else if (op.code == op_code::recv && !op.transfer_all && !e.hung_up && res > 0 &&
+               static_cast<std::size_t>(res) < op.size) {
+      e.may_be_ready[dir] = false;
+    }
+    return res;
+  }
+  void retry_parked(entry& e, int dir);
   loop_state& loop_;
   std::vector<entry> entries_;
   starved_receives starved_;

@@ -11,6 +11,7 @@
 #include <fmt/core.h>
 
 #include "backend.hpp"
+#include "readiness.hpp"
 #include "trace.hpp"
 #include "switchboard/time.hpp"
 
@@ -25,9 +26,10 @@ thread_local runtime* this_thread_runtime = nullptr;
 // Synchronous completions a coroutine may chain before it must yield.
 constexpr int completion_budget = 64;
 
-void resume_waiter(ready_node& node) {
-  static_cast<operation&>(node).waiter.resume();
-}
+// A bit per op_code that moves `size` bytes.
+constexpr unsigned transfers = 1u << static_cast<int>(op_code::recv) |
+                               1u << static_cast<int>(op_code::send) |
+                               1u << static_cast<int>(op_code::sendfile);
 
 // A sleep completes at its deadline; any other operation is cancelled by it.
 void on_deadline(timer_node& timer) {
@@ -47,7 +49,7 @@ loop_state* current_loop() noexcept { return this_thread_loop; }
 bool start(operation& op, std::coroutine_handle<> waiter, cancel_scope* scope) {
   assert(this_thread_loop && "an operation started outside runtime::run");
   loop_state& loop = *this_thread_loop;
-  op.waiter = waiter;
+  op.coroutine = waiter;
   op.cancel_errno = 0;
 
   int res;
@@ -57,12 +59,12 @@ bool start(operation& op, std::coroutine_handle<> waiter, cancel_scope* scope) {
     res = (op.owner && static_cast<event*>(op.owner)->is_set()) ? 0 : -EAGAIN;
   } else if (op.fd < 0) {
     res = -EBADF;  // a default, closed or moved-from stream: no backend sees the number
-  } else if ((op.code == op_code::recv || op.code == op_code::send ||
-              op.code == op_code::sendfile) &&
-             op.size == 0) {
+  } else if ((transfers >> static_cast<int>(op.code)) & 1u && op.size == 0) {
     res = 0;  // a zero-length transfer completes at once on every backend
+  } else if (readiness_table* table = loop.io->readiness) {
+    res = table->try_now(op);
   } else {
-    res = loop.io->try_now(op);
+    res = -EAGAIN;  // io_uring: the kernel performs it
   }
 
   if (res != -EAGAIN) {
@@ -73,19 +75,24 @@ bool start(operation& op, std::coroutine_handle<> waiter, cancel_scope* scope) {
       return false;
     }
     if (loop.trace) loop.trace->op_started(op, res, true);
-    op.run = resume_waiter;  // out of budget: finish through the queue, behind the others
-    loop.post(op);
+    loop.post(op);  // out of budget: finish through the queue, behind the others
     return true;
   }
 
   op.in_flight = true;
   if (loop.trace) loop.trace->op_started(op, -EAGAIN, false);
-  op.scope = scope;
-  if (scope) scope->attach(op);
-  if (op.has_timeout) op.limit_by(clock::now() + op.timeout);
+  if (scope) {
+    scope->attach(op);
+  } else {
+    op.scope = nullptr;
+  }
   if (op.has_deadline) {
+    if (op.has_timeout) op.limit_by(clock::now() + op.timeout);
     op.fire = on_deadline;
     loop.timers.push(op);
+  } else if (op.has_timeout) {
+    op.fire = on_deadline;
+    loop.timers.push_after(op, op.timeout);  // no clock read of its own
   }
   if (op.code == op_code::wait) {
     assert((op.owner || op.has_deadline) && "a wait with neither event nor deadline never ends");
@@ -106,7 +113,6 @@ void loop_state::complete(operation& op, int res) noexcept {
   if (trace) trace->op_completed(op, res);
   if (op.armed()) timers.remove(op);
   if (op.scope) op.scope->detach(op);
-  op.run = resume_waiter;
   post(op);
 }
 
@@ -124,6 +130,7 @@ void loop_state::cancel(operation& op, int why) noexcept {
 }
 
 timer_node* timer_heap::top() const noexcept {
+  assert(unstamped_ == 0 && "a timer armed by push_after has no deadline before stamp()");
   timer_node* earliest = heap_.empty() ? nullptr : heap_.front();
   for (timer_node* node : staged_) {
     if (!earliest || node->when < earliest->when) earliest = node;
@@ -136,17 +143,35 @@ void timer_heap::push(timer_node& node) {
   staged_.push_back(&node);
 }
 
+void timer_heap::push_after(timer_node& node, clock::duration delay) {
+  node.when = clock::time_point(delay);
+  node.heap_index = staged_bit | delay_bit | staged_.size();
+  staged_.push_back(&node);
+  ++unstamped_;
+}
+
+void timer_heap::stamp(clock::time_point now) noexcept {
+  if (unstamped_ == 0) return;
+  for (timer_node* node : staged_) {
+    if (!(node->heap_index & delay_bit)) continue;
+    node->when = now + node->when.time_since_epoch();
+    node->heap_index &= ~delay_bit;
+  }
+  unstamped_ = 0;
+}
+
 void timer_heap::remove(timer_node& node) noexcept {
   std::size_t index = node.heap_index;
   node.heap_index = timer_node::not_armed;
   if (index & staged_bit) {
-    index &= ~staged_bit;
+    if (index & delay_bit) --unstamped_;
+    index &= ~(staged_bit | delay_bit);
     assert(index < staged_.size() && staged_[index] == &node);
     timer_node* last = staged_.back();
     staged_.pop_back();
     if (last == &node) return;
     staged_[index] = last;
-    last->heap_index = staged_bit | index;
+    last->heap_index = (last->heap_index & delay_bit) | staged_bit | index;
     return;
   }
   assert(index < heap_.size() && heap_[index] == &node);
@@ -168,6 +193,7 @@ void timer_heap::promote_staged() {
 }
 
 timer_node* timer_heap::pop_expired(clock::time_point now) {
+  stamp(now);
   promote_staged();
   if (heap_.empty() || heap_.front()->when > now) return nullptr;
   timer_node* earliest = heap_.front();
@@ -206,10 +232,7 @@ struct group_member {
   struct promise_type : promise_base, ready_node {
     promise_type(task_group& group, task<void>&, std::string&) : own_scope(&group.scope()) {
       scope = &own_scope;
-      run = [](ready_node& node) {
-        auto& self = static_cast<promise_type&>(node);
-        std::coroutine_handle<promise_type>::from_promise(self).resume();
-      };
+      coroutine = std::coroutine_handle<promise_type>::from_promise(*this);
     }
     group_member get_return_object() noexcept { return {this}; }
     std::suspend_never final_suspend() const noexcept { return {}; }
@@ -271,24 +294,6 @@ void cancel_scope::cancel(std::errc why) noexcept {
   for (cancel_scope* child = first_child_; child; child = child->next_sibling_) {
     child->cancel(why);
   }
-}
-
-void cancel_scope::attach(detail::operation& op) noexcept {
-  op.scope_prev = nullptr;
-  op.scope_next = first_op_;
-  if (first_op_) first_op_->scope_prev = &op;
-  first_op_ = &op;
-}
-
-void cancel_scope::detach(detail::operation& op) noexcept {
-  if (op.scope_prev) {
-    op.scope_prev->scope_next = op.scope_next;
-  } else {
-    first_op_ = op.scope_next;
-  }
-  if (op.scope_next) op.scope_next->scope_prev = op.scope_prev;
-  op.scope_prev = op.scope_next = nullptr;
-  op.scope = nullptr;
 }
 
 // deadline_scope --------------------------------------------------------------
@@ -438,7 +443,7 @@ void runtime::turn() {
   detail::ready_queue batch = loop_.ready.take_all();
   while (detail::ready_node* node = batch.pop()) {
     loop_.budget = detail::completion_budget;
-    node->run(*node);
+    node->coroutine.resume();
   }
   if (stop_ && *stop_) return;  // the main task just ended: do not wait for I/O
   wait_for_io();
@@ -465,7 +470,7 @@ void runtime::traced_turn() {
     // The limit may stop the trace in the middle of the turn.
     detail::tracer* traced = loop_.trace;
     if (traced) traced->before_run(*node);
-    node->run(*node);
+    node->coroutine.resume();
     if (traced && loop_.trace) traced->after_run();
   }
   if (!(stop_ && *stop_)) wait_for_io();  // unless the main task just ended
@@ -476,8 +481,10 @@ void runtime::wait_for_io() {
   std::optional<std::chrono::nanoseconds> timeout;
   if (!loop_.ready.empty()) {
     timeout = std::chrono::nanoseconds::zero();
-  } else if (const detail::timer_node* next = loop_.timers.top()) {
-    timeout = std::max(std::chrono::nanoseconds::zero(), next->when - clock::now());
+  } else if (!loop_.timers.empty()) {
+    const auto now = clock::now();
+    loop_.timers.stamp(now);
+    timeout = std::max(std::chrono::nanoseconds::zero(), loop_.timers.top()->when - now);
   } else if (loop_.in_flight == 0) {
     return;  // nothing to wait for
   }

@@ -34,9 +34,20 @@ class cancel_scope {
   // ECANCELED or ETIMEDOUT once cancelled, else 0.
   int cancel_errno() const noexcept { return cancel_errno_; }
 
-  // Bookkeeping for the loop: operations in flight in this scope.
-  void attach(detail::operation& op) noexcept;
-  void detach(detail::operation& op) noexcept;
+  // Bookkeeping for the loop: operations in flight in this scope (inline:
+  // every operation that waits passes through both).
+  void attach(detail::operation& op) noexcept {
+    op.scope = this;
+    op.scope_prev = nullptr;
+    op.scope_next = first_op_;
+    if (first_op_) first_op_->scope_prev = &op;
+    first_op_ = &op;
+  }
+  void detach(detail::operation& op) noexcept {
+    (op.scope_prev ? op.scope_prev->scope_next : first_op_) = op.scope_next;
+    if (op.scope_next) op.scope_next->scope_prev = op.scope_prev;
+    op.scope = nullptr;
+  }
 
  private:
   cancel_scope* parent_ = nullptr;

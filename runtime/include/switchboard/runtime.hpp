@@ -153,11 +153,8 @@ T runtime::run(task<T> main) {
   task<void> driver = detail::drive(std::move(main), out);
   cancel_scope root;
   driver.native().promise().scope = &root;
-  struct starter : detail::ready_node {
-    std::coroutine_handle<> coro;
-  } start;
-  start.coro = driver.native();
-  start.run = [](detail::ready_node& node) { static_cast<starter&>(node).coro.resume(); };
+  detail::ready_node start;
+  start.coroutine = driver.native();
   loop_.post(start);
   if (loop_.trace) detail::trace_task_posted(loop_, start, "main");
   run_until(out.done);

@@ -64,10 +64,16 @@ class timer_heap {
  public:
   bool empty() const noexcept { return heap_.empty() && staged_.empty(); }
   std::size_t size() const noexcept { return heap_.size() + staged_.size(); }
-  // The earliest timer, or null.
+  // The earliest timer, or null; stamp() must have run since the last push_after().
   timer_node* top() const noexcept;
 
   void push(timer_node& node);
+  // Arms `node` to fire `delay` after the loop's next clock reading
+  // (stamp()): later than `delay` from now by at most the rest of the
+  // turn, never earlier, and the operation that waits reads no clock itself.
+  void push_after(timer_node& node, clock::duration delay);
+  // Gives the timers armed by push_after since the last stamp their deadline.
+  void stamp(clock::time_point now) noexcept;
   void remove(timer_node& node) noexcept;
   // Removes and returns the earliest timer if its deadline is at or before `now`.
   timer_node* pop_expired(clock::time_point now);
@@ -75,6 +81,8 @@ class timer_heap {
  private:
   // Set in heap_index for a staged node: the rest is its index in staged_.
   static constexpr std::size_t staged_bit = ~(timer_node::not_armed >> 1);
+  // Also set for a staged node whose `when` holds a delay, not yet a deadline.
+  static constexpr std::size_t delay_bit = staged_bit >> 1;
   void promote_staged();
   void sift_up(std::size_t index) noexcept;
   void sift_down(std::size_t index) noexcept;
@@ -84,6 +92,7 @@ class timer_heap {
   }
   std::vector<timer_node*> heap_;
   std::vector<timer_node*> staged_;
+  std::size_t unstamped_ = 0;  // staged nodes with delay_bit
 };
 
 // What backends and awaiters share with the loop.

@@ -21,18 +21,19 @@ namespace switchboard::detail {
 
 using clock = std::chrono::steady_clock;
 
-// Something the loop runs when it reaches the front of the ready queue.
+// A coroutine waiting in the loop's ready queue to be resumed.
 struct ready_node {
   ready_node* next_ready = nullptr;
-  void (*run)(ready_node&) = nullptr;
+  std::coroutine_handle<> coroutine;
 };
 
 // An entry in the loop's timer heap; `fire` runs when `when` has passed.
+// `when` and `fire` are set by whoever arms it.
 struct timer_node {
   static constexpr std::size_t not_armed = std::numeric_limits<std::size_t>::max();
-  clock::time_point when{};
+  clock::time_point when;
   std::size_t heap_index = not_armed;
-  void (*fire)(timer_node&) = nullptr;
+  void (*fire)(timer_node&);
 
   bool armed() const noexcept { return heap_index != not_armed; }
 };
@@ -53,6 +54,12 @@ enum class op_code : std::uint8_t {
 // Which readiness an operation waits for on a readiness backend.
 enum class direction : std::uint8_t { read, write };
 
+// Every operation is made (stream::read_some, wait_ready, ...) and started
+// on the hot path, so the record is kept small and cheap to make: what the
+// call works on shares storage according to `code`, and what is written when
+// the operation starts or completes before anything reads it has no
+// initialiser (making one costs a few stores, not a clear of the record).
+// The coroutine that awaits it is ready_node::coroutine.
 struct operation : ready_node, timer_node {
   op_code code = op_code::wait;
   bool has_deadline = false;  // timer_node::when is this operation's deadline
@@ -62,30 +69,36 @@ struct operation : ready_node, timer_node {
   bool runtime_buffer = false;  // recv into a chunk of the loop's buffer_pool (data is null)
   bool in_flight = false;     // handed to the backend, completion still owed
   std::uint8_t backend_stage = 0;  // the backend's own progress marker (see starved_stage)
-  std::uint16_t buffer_id = 0xffff;  // runtime_buffer: the chunk that holds the bytes
-  int cancel_errno = 0;       // ECANCELED or ETIMEDOUT once cancellation was asked for
   int fd = -1;
-  int res = 0;                // >= 0, or -errno, like a CQE's res
   int flags = 0;
-  short poll_events = 0;
-  int source_fd = -1;         // sendfile
-  std::int64_t offset = 0;    // sendfile: position in source_fd
+  std::size_t size = 0;       // recv, send, sendfile
+  std::size_t done = 0;       // bytes moved so far when transfer_all is set
+  union {
+    void* data = nullptr;     // recv, send
+    sockaddr* addr;           // accept (null: the peer is not asked for), connect
+    msghdr* msg;              // recvmsg, sendmsg
+    void* owner;              // wait: the event it waits on, null for a sleep
+    std::int64_t offset;      // sendfile: position in source_fd
+  };
+  union {
+    socklen_t addr_len = 0;   // accept (in/out), connect
+    short poll_events;        // poll
+    int source_fd;            // sendfile
+    std::uint16_t buffer_id;  // runtime_buffer: the chunk that holds the bytes
+  };
   int pipe_fds[2] = {-1, -1}; // sendfile on io_uring: the pipe the bytes pass through
   std::size_t in_pipe = 0;    // ... and how many of them are in it now
-  void* data = nullptr;
-  std::size_t size = 0;
-  std::size_t done = 0;       // bytes moved so far when transfer_all is set
-  sockaddr* addr = nullptr;
-  socklen_t addr_len = 0;     // in/out for accept
-  msghdr* msg = nullptr;
-  void* owner = nullptr;      // wait: the event it waits on
-  std::coroutine_handle<> waiter;
-  cancel_scope* scope = nullptr;
-  operation* scope_prev = nullptr;   // the scope's list of operations in flight
-  operation* scope_next = nullptr;
-  operation* next_waiter = nullptr;  // the waiter_list it is in: ops parked on one
-  operation* prev_waiter = nullptr;  // fd, waiting on one event, or starved of buffers
-  clock::duration timeout{};         // has_timeout: the longest wait allowed
+
+  // Written before anything reads them: by start(), by the list that takes
+  // the operation in, at completion, or (timeout) by limit_for.
+  int res;                    // >= 0, or -errno, like a CQE's res
+  int cancel_errno;           // ECANCELED or ETIMEDOUT once cancellation was asked for
+  cancel_scope* scope;        // in_flight: the scope whose list it is in, or null
+  operation* scope_prev;      // the scope's list of operations in flight
+  operation* scope_next;
+  operation* next_waiter;     // the waiter_list it is in: ops parked on one
+  operation* prev_waiter;     // fd, waiting on one event, or starved of buffers
+  clock::duration timeout;    // has_timeout: the longest wait allowed
 
   direction wants() const noexcept {
     // A bit per op_code that writes; wants() runs several times per operation.
