@@ -482,12 +482,14 @@ bool in_sweep(const scenario& s) {
 }
 
 // Per server, rps at each scenario `x_of` places (nothing: not on this line);
-// one point per x, the catalogue's first scenario there.
+// one point per x, the catalogue's first scenario there. A run the load
+// generator saw errors in has no point: a server that refused connections
+// (a select loop beyond FD_SETSIZE) served fewer than the scenario's.
 std::vector<series> sweep(const std::vector<row>& rows,
                           const std::function<std::optional<double>(const scenario&)>& x_of) {
   std::vector<series> out;
   for (const row* r : pick(rows, [&](const scenario& s) { return in_sweep(s) && x_of(s); },
-                           [](const row& r) { return r.rps.has_value(); })) {
+                           [](const row& r) { return r.rps.has_value() && r.errors == 0; })) {
     const double x = *x_of(*find_scenario(r->scenario));
     auto line = std::find_if(out.begin(), out.end(), [&](const series& s) { return s.server == r->server; });
     if (line == out.end()) line = out.insert(out.end(), series{r->server, {}});

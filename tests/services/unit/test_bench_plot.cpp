@@ -231,7 +231,7 @@ TEST_CASE("bench plot: panels without data are left out, names escaped, nothing 
   CHECK(count(svg, "Paced") == 0);
 }
 
-TEST_CASE("bench plot: the pipelined scenario has its ratio but no point on the connection sweep", "[bench]") {
+TEST_CASE("bench plot: neither the pipelined scenario nor a run with errors has a point on the connection sweep", "[bench]") {
   std::vector<row> rows;
   for (const char* scen : {"1x64", "500x64", "50x64p16"}) {
     const bool pipelined = std::string(scen) == "50x64p16";
@@ -252,4 +252,9 @@ TEST_CASE("bench plot: the pipelined scenario has its ratio but no point on the 
             .empty());
   CHECK(count(svg, "switchboard-epoll at 50x64p16: ") == 1);  // the ratio's dot alone
   CHECK(count(svg, "switchboard-epoll at 500x64: ") == 2);    // its ratio and the sweep's point
+
+  // A run with errors served fewer connections than the scenario has: no point.
+  rows[3].errors = 724;  // echo-epoll at 500x64
+  CHECK(count(svg_chart(rows), "echo-epoll at 500x64: ") == 0);
+  CHECK(count(svg, "echo-epoll at 500x64: ") == 1);
 }
