@@ -90,6 +90,36 @@ void end_one(state s, ending how) {
   CHECK(open_fds_now() <= fds_before);
 }
 
+// `count` connected pairs; the client of pair i has sent i's digits.
+task<std::vector<connected_pair>> pairs_that_sent_their_number(int count) {
+  std::vector<connected_pair> pairs;
+  for (int i = 0; i < count; ++i) {
+    pairs.push_back(co_await make_pair());
+    auto sent = co_await pairs.back().client.write_all(std::to_string(i));
+    REQUIRE(sent);
+  }
+  co_return pairs;
+}
+
+// What the receivers of those numbers saw; `held` keeps the buffers they got.
+struct receipts {
+  std::vector<buffer> held;
+  int served = 0;
+  int failed = 0;
+};
+
+// One receive() on `s`, which must bring `i`'s digits.
+task<void> receive_number(stream& s, int i, receipts& out) {
+  auto got = co_await s.receive();
+  if (!got) {
+    ++out.failed;
+    co_return;
+  }
+  CHECK(std::string(reinterpret_cast<const char*>(got->bytes().data()), got->size()) == std::to_string(i));
+  ++out.served;
+  out.held.push_back(std::move(*got));
+}
+
 }  // namespace
 
 TEST_CASE("a cancelled operation resumes once with operation_canceled, in every state", "[contract][cancel]") {
@@ -234,39 +264,20 @@ TEST_CASE("a full receive pool makes receives wait, then serves every one", "[co
   constexpr std::size_t buffers = 8;
   run_async([]() -> task<void> {
     const int receivers_count = 40;
-    std::vector<connected_pair> pairs;
-    for (int i = 0; i < receivers_count; ++i) {
-      pairs.push_back(co_await make_pair());
-      auto sent = co_await pairs.back().client.write_all(std::to_string(i));
-      REQUIRE(sent);
-    }
-    std::vector<buffer> held;
-    int served = 0;
-    int failed = 0;
+    auto pairs = co_await pairs_that_sent_their_number(receivers_count);
+    receipts got;
     task_group receivers;
-    for (int i = 0; i < receivers_count; ++i) {
-      receivers.spawn([](stream& s, int i, std::vector<buffer>& held, int& served, int& failed) -> task<void> {
-        auto got = co_await s.receive();
-        if (!got) {
-          ++failed;
-          co_return;
-        }
-        CHECK(std::string(reinterpret_cast<const char*>(got->bytes().data()), got->size()) ==
-              std::to_string(i));
-        ++served;
-        held.push_back(std::move(*got));
-      }(pairs[i].server, i, held, served, failed));
-    }
+    for (int i = 0; i < receivers_count; ++i) receivers.spawn(receive_number(pairs[i].server, i, got));
     co_await sleep_for(settle);
-    CHECK(served == static_cast<int>(buffers));
-    CHECK(failed == 0);
-    while (served + failed < receivers_count) {
-      held.clear();
+    CHECK(got.served == static_cast<int>(buffers));
+    CHECK(got.failed == 0);
+    while (got.served + got.failed < receivers_count) {
+      got.held.clear();
       co_await sleep_for(10ms);
     }
     co_await receivers.join();
-    CHECK(served == receivers_count);
-    CHECK(failed == 0);
+    CHECK(got.served == receivers_count);
+    CHECK(got.failed == 0);
   }(), 20s, runtime_options{.receive_buffers = buffers});
 }
 
@@ -277,28 +288,14 @@ TEST_CASE("more receives finding bytes at once than io_uring's buffer ring offer
   // that found it empty are served from the pool's further chunks.
   run_async([]() -> task<void> {
     const int receivers_count = 200;
-    std::vector<connected_pair> pairs;
-    for (int i = 0; i < receivers_count; ++i) {
-      pairs.push_back(co_await make_pair());
-      auto sent = co_await pairs.back().client.write_all(std::to_string(i));
-      REQUIRE(sent);
-    }
-    std::vector<buffer> held;
-    int served = 0;
+    auto pairs = co_await pairs_that_sent_their_number(receivers_count);
+    receipts got;
     task_group receivers;
-    for (int i = 0; i < receivers_count; ++i) {
-      receivers.spawn([](stream& s, int i, std::vector<buffer>& held, int& served) -> task<void> {
-        auto got = co_await s.receive();
-        REQUIRE(got);
-        CHECK(std::string(reinterpret_cast<const char*>(got->bytes().data()), got->size()) ==
-              std::to_string(i));
-        ++served;
-        held.push_back(std::move(*got));
-      }(pairs[i].server, i, held, served));
-    }
+    for (int i = 0; i < receivers_count; ++i) receivers.spawn(receive_number(pairs[i].server, i, got));
     co_await receivers.join();
-    CHECK(served == receivers_count);
-    CHECK(held.size() == static_cast<std::size_t>(receivers_count));
+    CHECK(got.failed == 0);
+    CHECK(got.served == receivers_count);
+    CHECK(got.held.size() == static_cast<std::size_t>(receivers_count));
   }(), 20s);
 }
 
